@@ -126,3 +126,9 @@ def count_parameters(model: nn.Module, spec: ModelSpec) -> dict[str, int]:
         else:
             adapter += parameter.numel()
     return {"trainable": adapter + head, "adapter": adapter, "head": head, "total": total}
+
+
+def freeze_except(model: nn.Module, keep: Any) -> None:
+    """Train only the parameters for which ``keep(name)`` is true."""
+    for name, parameter in model.named_parameters():
+        parameter.requires_grad_(bool(keep(name)))

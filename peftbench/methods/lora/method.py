@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+from peft import LoraConfig as PeftLoraConfig
+from peft import inject_adapter_in_model
+from torch import nn
+
+from peftbench.methods.base import Method, freeze_except
+from peftbench.methods.lora.config import LoRAConfig
+
+
+class LoRAMethod(Method):
+    """LoRA through ``peft.inject_adapter_in_model``: the backbone keeps its own class (no PeftModel wrapper),
+    so the loop, the head and parameter counting treat every method alike."""
+
+    name = "lora"
+    config: LoRAConfig
+
+    def apply(self, model: nn.Module) -> nn.Module:
+        peft_config = PeftLoraConfig(
+            r=self.config.r,
+            lora_alpha=self.config.alpha,
+            lora_dropout=self.config.dropout,
+            target_modules=self.spec.target_regex(tuple(self.config.target_types)),
+            bias="none",
+        )
+        model = inject_adapter_in_model(peft_config, model)
+        freeze_except(model, lambda name: "lora_" in name or self.spec.is_head(name))
+        return model
