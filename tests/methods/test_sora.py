@@ -217,6 +217,7 @@ def test_records_and_parameter_counts():
     pruned = {n: m for n, m in model.named_modules() if isinstance(m, LoRALinear)}
     assert len(pruned) == 12 and sum(m.lora_A.numel() + m.lora_B.numel() for m in pruned.values()) == 4480
     assert method.nonzero_parameters(model) == 4480  # still countable after pruning
+    assert method.effective_parameters(model) == 4480 + 66  # base-class meaning: the head included
 
 
 def test_apply_on_meta_device_for_the_planner():

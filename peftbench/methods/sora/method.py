@@ -4,7 +4,8 @@ Hook use: ``apply`` swaps each targeted nn.Linear for a :class:`SoRALinear`; A, 
 loop's main AdamW, the gates to :class:`ProximalAdam` from ``extra_optimizers``; ``extra_losses`` returns the
 L1 term; ``on_train_end`` prunes zero-gate ranks into plain LoRA modules.
 
-Parameter counts (adapter only, task head excluded as in the budget):
+Parameter counts in the records (adapter only, task head excluded as in the budget; ``effective_parameters()``
+adds the head, as the base class does for every method):
 - ``effective``: sum over adapted matrices of nonzero_rank * (in + out). The gates fold into W_u when pruning,
   so they add nothing.
 - ``authors_approx``: the authors' src/util.py count, all of A and B minus 2 * hidden per zero gate. Exact
@@ -114,8 +115,13 @@ class SoRAMethod(Method):
     def nonzero_parameters(self, model: nn.Module) -> int:
         return effective_parameters(adapted_modules(model))
 
+    def head_parameters(self, model: nn.Module) -> int:
+        return sum(p.numel() for n, p in model.named_parameters() if p.requires_grad and self.spec.is_head(n))
+
     def effective_parameters(self, model: nn.Module) -> int:
-        return self.nonzero_parameters(model)
+        """Base-class meaning (what the run's ``parameters.effective`` reports for every method): adapter
+        parameters left after pruning plus the task head."""
+        return self.nonzero_parameters(model) + self.head_parameters(model)
 
     def on_evaluate(self, model: nn.Module, step: int) -> dict[str, Any]:
         ranks = self.ranks(model)
@@ -125,7 +131,6 @@ class SoRAMethod(Method):
     def records(self, model: nn.Module) -> dict[str, Any]:
         modules = adapted_modules(model)
         hidden = getattr(getattr(model, "config", None), "hidden_size", None)
-        head = sum(p.numel() for n, p in model.named_parameters() if p.requires_grad and self.spec.is_head(n))
         return {
             "rank_history": list(self.rank_history),
             "matrices": {
@@ -142,7 +147,7 @@ class SoRAMethod(Method):
             "threshold": self.threshold,
             "effective_parameters": effective_parameters(modules),
             "authors_approx_parameters": None if hidden is None else authors_approx_parameters(modules, hidden),
-            "head_parameters": head,
+            "head_parameters": self.head_parameters(model),
         }
 
     def on_train_end(self, model: nn.Module) -> dict[str, Any]:
