@@ -1,0 +1,176 @@
+"""Importance scores, the global budget schedule and singular-value masking (AdaLoRA §3.2-3.3, App. A).
+
+Everything here is deterministic given the gradients: no sampling, no rank-local state. Under DDP the
+loop hands over all-reduced gradients, so every rank computes the same scores and the same masks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+
+from peftbench.methods.adalora.layer import SVDLinear
+
+PARAMS = SVDLinear.adapter_names  # ("lora_A", "lora_E", "lora_B")
+
+
+@dataclass(frozen=True)
+class BudgetSchedule:
+    """Global budget b(t) in singular values over all matrices (Eq. 14, Appendix A), t = completed steps.
+
+    b(t) = b(0)                                              for t <= t_i
+    b(t) = b(T) + (b(0) - b(T)) · (1 - (t - t_i) / (T - t_i - t_f))³, floored,  for t_i < t <= T - t_f
+    b(t) = b(T)                                              for t > T - t_f
+
+    The numerator follows the official ``RankAllocator.schedule_threshold`` (and PEFT), ``t - t_i``. The
+    paper prints ``t - t_i - t_f`` as the numerator, which would start the decrease above b(0) (at t = t_i
+    the factor is (1 + t_f / (T - t_i - t_f))³ > 1) and not reach b(T) at T - t_f; the code's form is the
+    one that produced the published numbers. The official code also floors with ``int`` and uses
+    ``t <= t_i`` / ``t > T - t_f`` for the phase borders, as here.
+    """
+
+    b0: int
+    bT: int
+    t_i: int
+    t_f: int
+    delta_t: int
+    total_steps: int
+
+    def budget(self, step: int) -> int:
+        if step <= self.t_i:
+            return self.b0
+        if step > self.total_steps - self.t_f:
+            return self.bT
+        fraction_left = 1 - (step - self.t_i) / (self.total_steps - self.t_f - self.t_i)
+        return int(self.bT + (self.b0 - self.bT) * fraction_left**3)
+
+    def is_final(self, step: int) -> bool:
+        """From step T - t_f on the pattern is fixed; scores are no longer updated from that step."""
+        return step >= self.total_steps - self.t_f
+
+    def is_mask_step(self, step: int) -> bool:
+        """Budget phase: every ΔT steps. Step T - t_f always masks: it fixes the final pattern (PEFT's
+        ``force_mask``; the official code masks there only if ΔT divides it, then from T - t_f + 1 on with
+        the same frozen scores, so the pattern is the same and appears at most one step later)."""
+        final_start = self.total_steps - self.t_f
+        return step == final_start or (self.t_i < step < final_start and step % self.delta_t == 0)
+
+    def to_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+class RankAllocator:
+    """Sensitivity/uncertainty EMAs per adapter entry and the global triplet masking.
+
+    Call :meth:`step` once per optimizer step, after ``optimizer.step()`` with gradients still present.
+    """
+
+    def __init__(self, layers: dict[str, SVDLinear], schedule: BudgetSchedule, beta1: float, beta2: float):
+        self.layers = dict(sorted(layers.items()))
+        self.schedule = schedule
+        self.beta1 = beta1
+        self.beta2 = beta2
+        self.exp_avg_ipt: dict[str, torch.Tensor] = {}  # "<module>.<param>" -> Ī, same shape as the param
+        self.exp_avg_unc: dict[str, torch.Tensor] = {}  # "<module>.<param>" -> Ū
+        self.masks: dict[str, torch.Tensor] = {}  # module -> (r,) bool, True = triplet kept
+        self.history: list[dict] = []
+        self.last_step = 0
+
+    # --- Eq. 9-11: element importance -------------------------------------------------------------
+    @torch.no_grad()
+    def update_importance(self) -> None:
+        """I = |w · ∂L/∂w| (Eq. 9); Ī ← β1 Ī + (1 - β1) I; Ū ← β2 Ū + (1 - β2) |I - Ī| with the freshly
+        updated Ī (Eq. 10, as in the official code). A parameter without a gradient counts as I = 0."""
+        for module_name, layer in self.layers.items():
+            for param_name in PARAMS:
+                param = getattr(layer, param_name)
+                key = f"{module_name}.{param_name}"
+                if key not in self.exp_avg_ipt:
+                    self.exp_avg_ipt[key] = torch.zeros_like(param)
+                    self.exp_avg_unc[key] = torch.zeros_like(param)
+                grad = param.grad if param.grad is not None else torch.zeros_like(param)
+                ipt = (param * grad).abs()
+                avg = self.beta1 * self.exp_avg_ipt[key] + (1 - self.beta1) * ipt
+                self.exp_avg_ipt[key] = avg
+                self.exp_avg_unc[key] = self.beta2 * self.exp_avg_unc[key] + (1 - self.beta2) * (ipt - avg).abs()
+
+    def element_score(self, key: str) -> torch.Tensor:
+        """s = Ī · Ū (Eq. 11)."""
+        return self.exp_avg_ipt[key] * self.exp_avg_unc[key]
+
+    def triplet_scores(self) -> dict[str, torch.Tensor]:
+        """S_i = s(λ_i) + mean_j s(P_ji) + mean_j s(Q_ij) (Eq. 8), one (r,) vector per matrix."""
+        scores = {}
+        for module_name in self.layers:
+            s_e = self.element_score(f"{module_name}.lora_E").view(-1)  # (r,)
+            s_q = self.element_score(f"{module_name}.lora_A").mean(dim=1)  # rows of Q: (r,)
+            s_p = self.element_score(f"{module_name}.lora_B").mean(dim=0)  # columns of P: (r,)
+            scores[module_name] = s_e + (s_q + s_p)  # official order: E + (A-mean + B-mean)
+        return scores
+
+    # --- Eq. 7: keep the top-b(t) triplets globally -------------------------------------------------
+    def compute_masks(self, budget: int) -> dict[str, torch.Tensor]:
+        """Masks that keep the ``budget`` highest triplet scores over all matrices.
+
+        As in the official code the threshold is the k-th smallest score with k = b(0) - b(t), and every
+        score <= threshold is masked, so ties at the threshold can mask a few more than k.
+        """
+        scores = self.triplet_scores()
+        k = self.schedule.b0 - budget
+        if k <= 0:
+            return {name: torch.ones_like(s, dtype=torch.bool) for name, s in scores.items()}
+        threshold = torch.kthvalue(torch.cat(list(scores.values())), k).values.item()
+        return {name: s > threshold for name, s in scores.items()}
+
+    @torch.no_grad()
+    def apply_masks(self) -> None:
+        """Zero masked singular values in place. They stay trainable: the next optimizer steps move them
+        again, and only the next mask step (or, in the final phase, every step) zeroes them once more."""
+        for module_name, keep in self.masks.items():
+            self.layers[module_name].lora_E.masked_fill_(~keep.view(-1, 1), 0.0)
+
+    def ranks(self) -> dict[str, int]:
+        return {name: int(keep.sum().item()) for name, keep in self.masks.items()}
+
+    # --- the per-step entry point -----------------------------------------------------------------
+    def step(self, step: int) -> None:
+        """Update scores (budget phases only), mask at mask steps, re-apply the frozen pattern after."""
+        schedule = self.schedule
+        if not schedule.is_final(step):
+            self.update_importance()
+        if schedule.is_mask_step(step):
+            budget = schedule.budget(step)
+            self.masks = self.compute_masks(budget)
+            self.apply_masks()
+            self.history.append({"step": step, "budget": budget, "ranks": self.ranks()})
+            if schedule.is_final(step):
+                # The pattern is fixed now; the EMAs are never read again.
+                self.exp_avg_ipt, self.exp_avg_unc = {}, {}
+        elif schedule.is_final(step):
+            self.apply_masks()
+        self.last_step = step
+
+    # --- resume -----------------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        return {
+            "exp_avg_ipt": {k: v.clone() for k, v in self.exp_avg_ipt.items()},
+            "exp_avg_unc": {k: v.clone() for k, v in self.exp_avg_unc.items()},
+            "masks": {k: v.clone() for k, v in self.masks.items()},
+            "history": [dict(h, ranks=dict(h["ranks"])) for h in self.history],
+            "last_step": self.last_step,
+            "schedule": self.schedule.to_dict(),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        if state["schedule"] != self.schedule.to_dict():
+            raise ValueError(
+                f"checkpoint budget schedule {state['schedule']} differs from this run's "
+                f"{self.schedule.to_dict()}; resume with the same method config and total steps"
+            )
+        device = next(iter(self.layers.values())).lora_E.device
+        self.exp_avg_ipt = {k: v.to(device) for k, v in state["exp_avg_ipt"].items()}
+        self.exp_avg_unc = {k: v.to(device) for k, v in state["exp_avg_unc"].items()}
+        self.masks = {k: v.to(device) for k, v in state["masks"].items()}
+        self.history = [dict(h, ranks=dict(h["ranks"])) for h in state["history"]]
+        self.last_step = state["last_step"]

@@ -1,0 +1,81 @@
+"""AdaLoRA configuration in the paper's terms (Zhang et al., ICLR 2023, §3 and Appendix A).
+
+Budget: every adapted matrix starts with ``init_rank`` singular triplets, so b(0) = init_rank × n and
+b(T) = target_rank × n for n adapted matrices (the paper's r̄ is ``target_rank``). The paper starts from
+1.5 × r̄ (Table 7 text); ``init_rank=None`` applies that rule, rounding halves up: r̄ 1/2/4/8 -> 2/3/6/12.
+Table 9 (SQuAD) instead lists r̄ = 2 with initial rank 4, and the released GLUE scripts use r̄ = 1 with
+initial rank 3 (MNLI, CoLA) or 2 (others); set ``init_rank`` explicitly to reproduce those.
+
+Schedule: ``t_i`` warm-up steps at b(0), a cubic decrease to b(T) until step T - ``t_f``, then ``t_f``
+steps with the rank pattern frozen; masks are recomputed every ``delta_t`` steps (ΔT). T is only known
+when training starts, so ``t_i + t_f < T`` is checked in ``AdaLoRAMethod.on_train_start``.
+
+``orth_reg_weight`` (γ) may be 0: the regulariser is then skipped. PEFT's forward raised for γ <= 0 in
+older releases ("orth_reg_weight should be greater than 0"); peft 0.21.2 accepts γ = 0 (it checks ``< 0``)
+but still computes the regulariser and adds 0 × R inside ``forward``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from peftbench.methods.base import MATRIX_TYPES
+
+
+def default_init_rank(target_rank: int) -> int:
+    """1.5 × r̄ rounded half up (the paper's rule; Python's ``round`` would send 2.5 to 2)."""
+    return int(1.5 * target_rank + 0.5)
+
+
+@dataclass
+class AdaLoRAConfig:
+    target_rank: int = field(default=2, metadata={"help": "r̄: average final rank per matrix, b(T) = r̄ × n"})
+    init_rank: int | None = field(default=None, metadata={"help": "initial rank per matrix; None = 1.5 × r̄"})
+    lora_alpha: float = field(default=32.0, metadata={"help": "scale α: ΔW = α/(r_init + 1e-5) · PΛQ"})
+    lora_dropout: float = field(
+        default=0.0, metadata={"help": "dropout on the adapter input (not set by the released scripts)"}
+    )
+    beta1: float = field(default=0.85, metadata={"help": "β1: EMA of sensitivity Ī (Eq. 10)"})
+    beta2: float = field(default=0.85, metadata={"help": "β2: EMA of uncertainty Ū (Eq. 10)"})
+    orth_reg_weight: float = field(default=0.1, metadata={"help": "γ of the orthogonal regulariser; 0 = off"})
+    t_i: int = field(default=600, metadata={"help": "warm-up optimizer steps at b(0) before any masking"})
+    t_f: int = field(default=1800, metadata={"help": "final optimizer steps with the rank pattern frozen"})
+    delta_t: int = field(default=1, metadata={"help": "ΔT: optimizer steps between two mask updates"})
+    target_types: tuple[str, ...] = field(
+        default=MATRIX_TYPES, metadata={"help": "matrix types to adapt (query, key, ..., ffn_out)"}
+    )
+
+    def __post_init__(self) -> None:
+        self.target_types = tuple(self.target_types)  # Hydra hands over a ListConfig
+        if self.target_rank < 1:
+            raise ValueError(f"target_rank must be >= 1, got {self.target_rank}; set method.target_rank=1 or more")
+        if self.initial_rank < self.target_rank:
+            raise ValueError(
+                f"init_rank ({self.initial_rank}) must be >= target_rank ({self.target_rank}); raise "
+                "method.init_rank or set it to null for 1.5 × target_rank"
+            )
+        for name in ("beta1", "beta2"):
+            if not 0.0 < getattr(self, name) < 1.0:
+                raise ValueError(f"{name} must lie in (0, 1), got {getattr(self, name)}; the paper uses 0.85")
+        if self.orth_reg_weight < 0:
+            raise ValueError(f"orth_reg_weight must be >= 0, got {self.orth_reg_weight}; use 0 to switch it off")
+        if not 0.0 <= self.lora_dropout < 1.0:
+            raise ValueError(f"lora_dropout must lie in [0, 1), got {self.lora_dropout}")
+        if self.t_i < 0 or self.t_f < 0:
+            raise ValueError(f"t_i and t_f must be >= 0, got t_i={self.t_i}, t_f={self.t_f}")
+        if self.delta_t < 1:
+            raise ValueError(f"delta_t must be >= 1, got {self.delta_t}; 1 masks after every optimizer step")
+        unknown = sorted(set(self.target_types) - set(MATRIX_TYPES))
+        if unknown or not self.target_types:
+            raise ValueError(f"target_types must be a non-empty subset of {MATRIX_TYPES}, got {self.target_types}")
+
+    @property
+    def initial_rank(self) -> int:
+        """Rank every matrix starts with: ``init_rank``, or 1.5 × r̄ when it is None (kept None so that
+        ``with_rank`` re-derives it from the new r̄)."""
+        return default_init_rank(self.target_rank) if self.init_rank is None else self.init_rank
+
+    def with_rank(self, rank: int) -> AdaLoRAConfig:
+        """A copy for a peftbench budget ``rank``: r̄ = rank; an explicit ``init_rank`` is kept (and checked
+        against the new r̄), a None one follows as 1.5 × r̄."""
+        return replace(self, target_rank=rank)
