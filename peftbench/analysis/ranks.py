@@ -51,7 +51,9 @@ def rank_grid(record: dict[str, Any]) -> tuple[pd.DataFrame | None, str]:
 
 
 def _grid(matrices: dict[str, dict[str, Any]], ranks: dict[str, float]) -> pd.DataFrame:
-    rows = [(info["layer"], info["type"], ranks[name]) for name, info in matrices.items() if name in ranks]
+    # Modules the method could not place (layer -1 or type None) have no cell in a layer × type grid.
+    rows = [(info["layer"], info["type"], ranks[name]) for name, info in matrices.items()
+            if name in ranks and info.get("type") is not None and info.get("layer", -1) >= 0]
     frame = pd.DataFrame(rows, columns=["layer", "type", "rank"])
     grid = frame.pivot_table(index="layer", columns="type", values="rank", aggfunc="mean")
     types = [t for t in MATRIX_TYPES if t in grid.columns] + sorted(set(grid.columns) - set(MATRIX_TYPES))
@@ -66,8 +68,7 @@ def mean_grid(grids: list[pd.DataFrame]) -> pd.DataFrame:
 def plot_rank_heatmap(grid: pd.DataFrame, title: str, *, note: str = "") -> Figure:
     values = grid.to_numpy(dtype=float)
     fig, ax = plt.subplots(figsize=(6.4, 0.38 * len(grid) + 1.8))
-    cmap = plt.get_cmap(RANK_CMAP).copy()
-    cmap.set_bad("0.85")  # grey = matrix type not adapted
+    cmap = plt.get_cmap(RANK_CMAP).with_extremes(bad="0.85")  # grey = matrix type not adapted
     vmax = max(1.0, float(np.nanmax(values)) if np.isfinite(values).any() else 1.0)
     image = ax.imshow(np.ma.masked_invalid(values), cmap=cmap, vmin=0, vmax=vmax, aspect="auto")
     integral = np.allclose(values[np.isfinite(values)], np.round(values[np.isfinite(values)]))
@@ -122,10 +123,11 @@ def plot_rank_evolution(record: dict[str, Any]) -> Figure:
 
 
 def cubic_budget(step: np.ndarray, schedule: dict[str, int]) -> np.ndarray:
-    """AdaLoRA's cubic schedule: b(0) until t_i, a cubic decrease to b(T), then b(T) for the last t_f steps."""
+    """AdaLoRA's cubic schedule: b(0) until t_i, a cubic decrease to b(T), then b(T) for the last t_f steps;
+    floored like the allocator (peftbench.methods.adalora.allocator.BudgetSchedule, not imported here)."""
     b0, bT, t_i, t_f, total = (schedule[k] for k in ("b0", "bT", "t_i", "t_f", "total_steps"))
     progress = np.clip((step - t_i) / max(1, total - t_i - t_f), 0.0, 1.0)
-    return bT + (b0 - bT) * (1 - progress) ** 3
+    return np.floor(bT + (b0 - bT) * (1 - progress) ** 3)
 
 
 def plot_budget_curve(record: dict[str, Any]) -> Figure:
@@ -151,7 +153,7 @@ def plot_budget_curve(record: dict[str, Any]) -> Figure:
                 marker=".", label=f"realised total rank ({method_label(record.get('method', ''))})")
     ax.set_xlabel("training step")
     ax.set_ylabel("total rank (sum over adapted matrices)")
-    ax.set_title(_title(record) + " · budget", fontsize=10)
+    ax.set_title(_title(record) + " · total rank over training", fontsize=10)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
