@@ -349,7 +349,7 @@ def test_peft_adds_the_orth_reg_inside_forward_and_accepts_zero():
         reg = ours.extra_losses(ours_model)["orth_reg"]
     torch.testing.assert_close(peft_loss, task_loss + reg)  # peft: hidden in outputs.loss; here: returned
     assert reg.item() > 0
-    zero = peft_twin(copy.deepcopy(base), 30, 0.0)  # peft 0.21.2 accepts γ = 0 (older releases raised)
+    zero = peft_twin(copy.deepcopy(base), 30, 0.0)  # peft 0.21.2 accepts γ = 0 (raised before peft#3438)
     no_task = peft_twin(copy.deepcopy(base), 30, 0.1, task_type=None)
     with torch.no_grad():
         torch.testing.assert_close(zero(**data).loss, task_loss)

@@ -10,9 +10,9 @@ Schedule: ``t_i`` warm-up steps at b(0), a cubic decrease to b(T) until step T -
 steps with the rank pattern frozen; masks are recomputed every ``delta_t`` steps (ΔT). T is only known
 when training starts, so ``t_i + t_f < T`` is checked in ``AdaLoRAMethod.on_train_start``.
 
-``orth_reg_weight`` (γ) may be 0: the regulariser is then skipped. PEFT's forward raised for γ <= 0 in
-older releases ("orth_reg_weight should be greater than 0"); peft 0.21.2 accepts γ = 0 (it checks ``< 0``)
-but still computes the regulariser and adds 0 × R inside ``forward``.
+``orth_reg_weight`` (γ) may be 0: the regulariser is then skipped. PEFT's forward raised for γ <= 0
+("orth_reg_weight should be greater than 0") until huggingface/peft#3438; peft 0.21.2 accepts γ = 0 but
+still computes the regulariser and adds 0 × R inside ``forward``.
 """
 
 from __future__ import annotations

@@ -59,7 +59,9 @@ class AdaLoRAMethod(Method):
             raise ValueError(f"none of target_types {cfg.target_types} is defined for model {self.spec.name}")
         pattern = self.spec.target_regex(types)
         names = [
-            name for name, module in model.named_modules() if type(module) is nn.Linear and re.fullmatch(pattern, name)
+            name
+            for name, module in model.named_modules()
+            if isinstance(module, nn.Linear) and re.fullmatch(pattern, name)
         ]
         if not names:
             raise ValueError(f"no nn.Linear in {self.spec.name} matches targets {types} (regex {pattern!r})")
@@ -109,7 +111,8 @@ class AdaLoRAMethod(Method):
 
     def after_optimizer_step(self, model: nn.Module, step: int) -> None:
         """Importance update and masking; ``step`` counts completed optimizer steps from 1. (The official
-        README passes a counter that starts at 0, which shifts its schedule by one step.)"""
+        README example calls ``update_and_mask`` before incrementing its ``global_step``, i.e. with a counter
+        that starts at 0 when initialised at 0: its schedule runs one step earlier than ours.)"""
         if self.allocator is None:
             raise RuntimeError("after_optimizer_step before on_train_start: the loop must call on_train_start")
         self.allocator.step(step)
