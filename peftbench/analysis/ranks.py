@@ -15,6 +15,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from peftbench.analysis.style import MATRIX_LABELS, RANK_CMAP, method_color, method_label, run_title
 
@@ -82,7 +83,7 @@ def plot_rank_heatmap(grid: pd.DataFrame, title: str, *, note: str = "") -> Figu
     ax.set_xlabel("adapted weight matrix")
     ax.set_ylabel("layer index")
     ax.set_title(title + (f"\n{note}" if note else ""), fontsize=9)
-    bar = fig.colorbar(image, ax=ax)
+    bar = fig.colorbar(image, ax=ax, ticks=MaxNLocator(integer=True))
     bar.set_label("final rank (number of kept singular values / gates)")
     fig.tight_layout()
     return fig
@@ -116,7 +117,7 @@ def plot_rank_evolution(record: dict[str, Any]) -> Figure:
     axes[0][0].set_yticks(layers, [str(int(layer)) for layer in layers])
     axes[0][0].invert_yaxis()  # once: the axes share y. Layer 0 on top, as in the final-rank heatmap
     axes[0][0].set_ylabel("layer index")
-    bar = fig.colorbar(mesh, ax=axes[0].tolist())
+    bar = fig.colorbar(mesh, ax=axes[0].tolist(), ticks=MaxNLocator(integer=True))
     bar.set_label("rank at recorded step")
     fig.suptitle(_title(record) + " · rank over training", fontsize=10)
     return fig

@@ -39,7 +39,7 @@ def write_tables(frame: pd.DataFrame, out: Path, *, reference: bool, metric_kind
                                     params_kind=params_kind)
         texts = {"md": tables.to_markdown(table), "tex": tables.to_latex(table), "csv": tables.to_csv(table)}
         written += _write_texts(out / f"budget_table_{slug(model)}", texts)
-        if reference:
+        if reference and model == tables.REFERENCE_MODELS["adalora_table1"]:
             comparison = tables.compare_with_paper(table)
             if not comparison.empty:
                 texts = {"md": tables.comparison_markdown(comparison, model),

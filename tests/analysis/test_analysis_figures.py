@@ -80,6 +80,7 @@ def test_report_writes_tables_figures_and_index(small_results: Path, tmp_path: P
                  "figures/ranks/budget_adalora-r8-cola-s0"):
         assert {f"{stem}.png", f"{stem}.pdf"} <= names
     assert not any("heatmap_minilm" in name for name in names)  # quickstart LoRA has no layer layout
+    assert not any(name.startswith("tables/vs_paper_") and "deberta" not in name for name in names)
     index = (out / "README.md").read_text()
     for name in names - {"README.md"}:
         assert f"]({name})" in index
