@@ -38,11 +38,11 @@ def check_options(overrides: list[str]) -> None:
 
 def compose_config(overrides: list[str]) -> DictConfig:
     """The composed config for a single run, with Hydra's composition errors turned into one line."""
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        try:
+    try:
+        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
             return compose("config", overrides=overrides)
-        except HydraException as error:
-            fail(explain(error, overrides))
+    except HydraException as error:
+        fail(explain(error, overrides))
 
 
 def explain(error: Exception, overrides: list[str]) -> str:

@@ -1,0 +1,57 @@
+"""Every option of every group and every experiment preset composes and validates."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import CONF, compose
+
+from peftbench.config import ConfigError, validate
+
+GROUPS = ["method", "model", "task", "budget", "trainer", "logger"]
+OPTIONS = [(group, path.stem) for group in GROUPS for path in sorted((CONF / group).rglob("*.yaml"))]
+EXPERIMENTS = sorted(path.stem for path in (CONF / "experiment").rglob("*.yaml"))
+
+
+@pytest.mark.parametrize(("group", "option"), OPTIONS)
+def test_every_group_option_validates(group: str, option: str) -> None:
+    run = validate(compose([f"{group}={option}"]))
+    assert getattr(run, "method_name" if group == "method" else group) is not None
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_every_experiment_preset_validates(experiment: str) -> None:
+    first_line = (CONF / "experiment" / f"{experiment}.yaml").read_text().splitlines()[0]
+    assert first_line == "# @package _global_"
+    run = validate(compose([f"+experiment={experiment}"]))
+    assert run.experiment_name == experiment.removesuffix("_quick") or run.experiment_name == experiment
+
+
+def test_budget_rank_sets_the_method_rank() -> None:
+    assert validate(compose(["method=lora", "budget=r2"])).method.r == 2
+
+
+def test_run_id_is_deterministic_and_config_sensitive() -> None:
+    first = validate(compose(["seed=3"])).run_id
+    assert first == validate(compose(["seed=3"])).run_id
+    assert first != validate(compose(["seed=4"])).run_id
+    assert first != validate(compose(["seed=3", "trainer.lr=1e-3"])).run_id
+    assert first == validate(compose(["seed=3", "force=true", "experiment_name=other"])).run_id
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["method.r=-1"], "method.r must be a positive rank"),
+        (["trainer.lr=-1"], "trainer.lr must be positive"),
+        (["task.protocol=glue"], "task.protocol: 'glue'; allowed ['adalora', 'sora']"),
+        (["+trainer.lrr=1"], "trainer.lrr: unknown key (did you mean 'lr'?)"),
+        (["trainer.epochs=two"], "trainer.epochs"),
+        (["+method.rank=4"], "method.rank: unknown key"),
+        (["logger.name=tensorboard"], "logger.name: 'tensorboard'"),
+    ],
+)
+def test_bad_values_fail_with_one_line(overrides: list[str], message: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        validate(compose(overrides))
+    assert message in str(error.value)
+    assert "\n" not in str(error.value)

@@ -1,0 +1,42 @@
+"""Metrics against hand-worked examples."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from peftbench.metrics import compute_metrics
+
+
+def test_accuracy_and_f1_by_hand() -> None:
+    # predictions 1 1 0 0 1 vs labels 1 0 0 1 1: 3/5 correct; TP 2, FP 1, FN 1 -> F1 = 2*2 / (2*2 + 1 + 1) = 2/3
+    values = compute_metrics(["accuracy", "f1"], [1, 1, 0, 0, 1], [1, 0, 0, 1, 1])
+    assert values["accuracy"] == pytest.approx(0.6)
+    assert values["f1"] == pytest.approx(2 / 3)
+
+
+def test_matthews_by_hand() -> None:
+    # TP 2, TN 1, FP 1, FN 1: (2*1 - 1*1) / sqrt(3*3*2*2) = 1/6
+    values = compute_metrics(["matthews_correlation"], [1, 1, 0, 0, 1], [1, 0, 0, 1, 1])
+    assert values["matthews_correlation"] == pytest.approx(1 / 6)
+
+
+def test_correlations_by_hand() -> None:
+    # y = 2x exactly: Pearson 1; ranks reversed in one pair: Spearman 1 - 6*2/(4*15) = 0.8
+    assert compute_metrics(["pearson"], [1, 2, 3, 4], [2, 4, 6, 8])["pearson"] == pytest.approx(1.0)
+    spearman = compute_metrics(["spearman", "correlation"], [1, 2, 3, 4], [1, 2, 4, 3])
+    assert spearman["spearman"] == pytest.approx(0.8)
+    pearson = compute_metrics(["pearson"], [1, 2, 3, 4], [1, 2, 4, 3])["pearson"]
+    assert spearman["correlation"] == pytest.approx((pearson + 0.8) / 2)
+
+
+def test_constant_predictions_give_zero_correlation_not_nan() -> None:
+    values = compute_metrics(["pearson", "spearman"], [2.0, 2.0, 2.0], [1.0, 2.0, 3.0])
+    assert values == {"pearson": 0.0, "spearman": 0.0}
+    assert not any(math.isnan(v) for v in values.values())
+
+
+def test_unknown_metric_is_named() -> None:
+    with pytest.raises(KeyError, match="bleu"):
+        compute_metrics(["bleu"], [1], [1])
