@@ -129,8 +129,8 @@ def fit(run: RunConfig, accelerator: Accelerator, model: torch.nn.Module, method
             running_loss.append(accelerator.reduce(task_loss.detach(), "mean").item())
             progress.update(1)
             if step % run.trainer.log_every == 0:
-                values = {"train/loss": sum(running_loss) / len(running_loss), "train/lr": schedulers[0].get_last_lr()[0],
-                          **{f"train/{k}": v.item() for k, v in extra.items()}}
+                values = {"train/loss": sum(running_loss) / len(running_loss),
+                          "train/lr": schedulers[0].get_last_lr()[0], **{f"train/{k}": v.item() for k, v in extra.items()}}
                 log.log(values, step)
             if step % eval_every == 0 or step == total_steps:
                 entry = {"step": step, "epoch": round(step / steps_per_epoch, 4),
@@ -140,7 +140,8 @@ def fit(run: RunConfig, accelerator: Accelerator, model: torch.nn.Module, method
                 history.append(entry)
                 running_loss = []
                 log.log({f"eval/{k}": v for k, v in entry["eval"].items()}, step)
-                progress.set_postfix({TASKS[run.task.name].main_metric: entry["eval"][TASKS[run.task.name].main_metric]})
+                main_metric = TASKS[run.task.name].main_metric
+                progress.set_postfix({main_metric: entry["eval"][main_metric]})
             if step >= total_steps:
                 break
         epoch += 1

@@ -175,5 +175,6 @@ def load_task(task: str, *, data_dir: str | None, hub_id: str, protocol: str, sp
     if protocol == "sora":
         splits = apply_sora_protocol(task, splits, split_seed)
     splits.info.setdefault("protocol", protocol)
-    splits.info["sizes"] = {"train": len(splits.train), **{k: len(v) for k, v in {**splits.eval, **splits.test}.items()}}
+    held_out = {**splits.eval, **splits.test}
+    splits.info["sizes"] = {"train": len(splits.train), **{name: len(rows) for name, rows in held_out.items()}}
     return splits
