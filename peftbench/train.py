@@ -130,7 +130,8 @@ def fit(run: RunConfig, accelerator: Accelerator, model: torch.nn.Module, method
             progress.update(1)
             if step % run.trainer.log_every == 0:
                 values = {"train/loss": sum(running_loss) / len(running_loss),
-                          "train/lr": schedulers[0].get_last_lr()[0], **{f"train/{k}": v.item() for k, v in extra.items()}}
+                          "train/lr": schedulers[0].get_last_lr()[0],
+                          **{f"train/{k}": v.item() for k, v in extra.items()}}
                 log.log(values, step)
             if step % eval_every == 0 or step == total_steps:
                 entry = {"step": step, "epoch": round(step / steps_per_epoch, 4),

@@ -32,7 +32,8 @@ TINY_METHOD_OVERRIDES = {"adalora": ["method.t_i=1", "method.t_f=2", "method.del
 def tiny_overrides(tmp_path: Path, *extra: str) -> list[str]:
     method = next((e.split("=", 1)[1] for e in extra if e.startswith("method=")), None)
     return [*TINY_METHOD_OVERRIDES.get(method, []), "model=tiny_bert", "trainer=tiny",
-            f"paths.results_dir={tmp_path / 'results'}", "experiment_name=test", "task.max_train_samples=48", "task.max_eval_samples=32", *extra]
+            f"paths.results_dir={tmp_path / 'results'}", "experiment_name=test", "task.max_train_samples=48",
+            "task.max_eval_samples=32", *extra]
 
 
 @pytest.fixture
