@@ -87,6 +87,11 @@ def test_registered_with_authors_defaults():
         ({"threshold": -1.0}, ">= 0"),
         ({"threshold_mode": "soft"}, "threshold_mode"),
         ({"gate_lr": 0.0}, "gate_lr"),
+        ({"schedule": "cosine", "threshold_end": 1e-3}, "schedule must be"),
+        ({"schedule": "linear"}, "threshold_end > threshold"),
+        ({"schedule": "exp_linear", "threshold": 0.0, "threshold_end": 1e-3}, "exp_linear needs"),
+        ({"schedule": "linear", "threshold_end": 1e-3, "num_thresholds": 1}, "num_thresholds"),
+        ({"schedule": "linear", "threshold_end": 1e-3, "threshold_times_lr": True}, "stage_lr=restart"),
     ],
 )
 def test_config_rejects_bad_values(kwargs, words):
