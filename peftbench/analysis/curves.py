@@ -21,16 +21,25 @@ STAGE_COLUMNS = ["model", "task", "method", "budget", "seed", "run_id", "stage",
 CURVES = (("memorization", "-", "o"), ("generalization", "--", "s"))  # line style, marker
 
 
+def record_stages(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """Stages from ``method_records.stages`` (the schema) or ``sparsity.stages`` (where the
+    ``peftbench.recipes.sora_sparsity`` recipe writes them)."""
+    stages = (record.get("method_records") or {}).get("stages")
+    return stages or (record.get("sparsity") or {}).get("stages") or []
+
+
 def stage_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
-    """One row per (completed run, stage) for runs whose method_records carry SoRA stages."""
+    """One row per (completed run, stage). A ratio the recipe could not define (dense-stage metric 0, e.g.
+    MCC of a constant predictor) is recorded as null and becomes NaN: a gap, not a point."""
     rows = []
     for record in records:
         if record.get("status") != "completed":
             continue
-        for stage in (record.get("method_records") or {}).get("stages") or []:
-            run = {k: record.get(k) for k in STAGE_COLUMNS[:6]}
-            rows.append({**run, **{k: stage.get(k) for k in STAGE_COLUMNS[6:]}})
-    return pd.DataFrame(rows, columns=STAGE_COLUMNS)
+        run = {k: record.get(k) for k in STAGE_COLUMNS[:6]}
+        rows += [{**run, **{k: stage.get(k) for k in STAGE_COLUMNS[6:]}} for stage in record_stages(record)]
+    frame = pd.DataFrame(rows, columns=STAGE_COLUMNS)
+    numeric = ["threshold", "nonzero_parameters", "memorization", "generalization"]
+    return frame.astype({column: float for column in numeric})
 
 
 def mean_stages(stages: pd.DataFrame) -> pd.DataFrame:
@@ -61,7 +70,8 @@ def plot_sora_curves(stages: pd.DataFrame, model: str) -> Figure:
         for name, line, marker in CURVES:
             ax.plot(curve["nonzero_parameters"], curve[name], linestyle=line, marker=marker,
                     color=method_color(method), label=f"{name} (%)")
-        for x, y, threshold in zip(curve["nonzero_parameters"], curve["memorization"], curve["threshold"]):
+        labelled = curve.dropna(subset=["memorization"])
+        for x, y, threshold in zip(labelled["nonzero_parameters"], labelled["memorization"], labelled["threshold"]):
             ax.annotate(xi_label(threshold), (x, y), textcoords="offset points", xytext=(0, 6), ha="center",
                         fontsize=7, rotation=30)
         ax.axhline(100, color="0.6", linewidth=0.8, zorder=0)

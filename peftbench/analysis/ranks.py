@@ -80,11 +80,11 @@ def plot_rank_heatmap(grid: pd.DataFrame, title: str, *, note: str = "") -> Figu
                     color="white" if value < 0.6 * vmax else "black")
     ax.set_xticks(range(grid.shape[1]), [MATRIX_LABELS.get(t, t) for t in grid.columns])
     ax.set_yticks(range(len(grid)), [str(layer) for layer in grid.index])
-    ax.set_xlabel("adapted weight matrix")
+    ax.set_xlabel("weight matrix" + (" (grey: not adapted)" if np.isnan(values).any() else ""))
     ax.set_ylabel("layer index")
     ax.set_title(title + (f"\n{note}" if note else ""), fontsize=9)
     bar = fig.colorbar(image, ax=ax, ticks=MaxNLocator(integer=True))
-    bar.set_label("final rank (number of kept singular values / gates)")
+    bar.set_label("final rank (AdaLoRA: kept singular values; SoRA: open gates)")
     fig.tight_layout()
     return fig
 

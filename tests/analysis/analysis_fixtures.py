@@ -150,8 +150,14 @@ def sora_records() -> list[dict[str, Any]]:
                      "rank_history": adalora_records(8, "sora", task, seed)["rank_history"]}
             for entry in extra["rank_history"]:
                 entry.pop("budget")  # SoRA has no budget schedule
-            records.append(make_record(experiment="sora_sparsity", method="sora", task=task, budget="r8",
-                                       seed=seed, model="roberta_large", method_records=extra))
+            record = make_record(experiment="sora_sparsity", method="sora", task=task, budget="r8", seed=seed,
+                                 model="roberta_large", method_records=extra)
+            if seed == 1:
+                # As peftbench.recipes.sora_sparsity writes it: stages under "sparsity", and a ratio left
+                # undefined (null) when the dense-stage metric was 0.
+                record["sparsity"] = {"stages": extra.pop("stages")}
+                record["sparsity"]["stages"][3]["memorization"] = None
+            records.append(record)
     return records
 
 
