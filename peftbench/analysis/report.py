@@ -72,8 +72,11 @@ def _groups(records: list[dict[str, Any]]) -> dict[tuple, list[dict[str, Any]]]:
     for record in records:
         if record.get("status") == "completed":
             groups.setdefault(tuple(str(record.get(k)) for k in GROUP), []).append(record)
-    return {key: sorted(runs, key=lambda r: (r.get("seed") is None, r.get("seed"))) for key, runs in
-            sorted(groups.items())}
+    return {key: sorted(runs, key=_seed_order) for key, runs in sorted(groups.items())}
+
+
+def _seed_order(record: dict[str, Any]) -> tuple[bool, int, str]:
+    return (record.get("seed") is None, record.get("seed") or 0, str(record.get("run_id")))
 
 
 def write_rank_figures(records: list[dict[str, Any]], out: Path) -> tuple[list[Path], list[str]]:

@@ -99,3 +99,9 @@ def test_report_is_deterministic_and_cli_filters_experiment(small_results: Path,
         if path.name != "README.md":  # the index names its own output folder
             assert path.read_bytes() == twin.read_bytes(), path.name
     assert not any("sora" in path.name or "minilm" in path.name for path in first)
+
+
+def test_report_on_an_empty_folder_writes_only_the_index(tmp_path: Path) -> None:
+    (tmp_path / "results").mkdir()
+    assert report(tmp_path / "results", tmp_path / "out") == [tmp_path / "out" / "README.md"]
+    assert "none found" in (tmp_path / "out" / "README.md").read_text()
