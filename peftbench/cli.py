@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> None:
     if argv[:1] == ["report"]:
         from peftbench.analysis.__main__ import main as report_main
 
-        return report_main(argv)
+        raise SystemExit(report_main(argv))
     multirun = any(a in ("-m", "--multirun") for a in argv)
     overrides = normalise([a for a in argv if not a.startswith("-")])
     check_options(overrides)

@@ -127,6 +127,7 @@ class PathsConfig:
     root_dir: str = "."
     results_dir: str = "results"
     log_dir: str = "logs"
+    report_dir: str = "reports"
 
 
 @dataclass

@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+from typing import Any
+
 from peft import LoraConfig as PeftLoraConfig
 from peft import inject_adapter_in_model
+from peft.tuners.lora import LoraLayer
 from torch import nn
 
-from peftbench.methods.base import Method, freeze_except
+from peftbench.methods.base import Method, freeze_except, layer_index
 from peftbench.methods.lora.config import LoRAConfig
 
 
@@ -26,3 +29,12 @@ class LoRAMethod(Method):
         model = inject_adapter_in_model(peft_config, model)
         freeze_except(model, lambda name: "lora_" in name or self.spec.is_head(name))
         return model
+
+    def on_train_end(self, model: nn.Module) -> dict[str, Any]:
+        """The adapted matrices with their (uniform) rank, in the schema AdaLoRA and SoRA records use."""
+        matrices = {
+            name: {"layer": layer_index(name), "type": self.spec.matrix_type(name),
+                   "in_features": module.in_features, "out_features": module.out_features}
+            for name, module in model.named_modules() if isinstance(module, LoraLayer)
+        }
+        return {"matrices": matrices, "final_ranks": dict.fromkeys(matrices, self.config.r)}
