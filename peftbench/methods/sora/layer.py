@@ -5,7 +5,8 @@ Ding et al., EMNLP 2023, Sec. 3.1: a gate vector g in R^r sits between LoRA's do
     h = W_0 x + W_u (g ⊙ (W_d x)) · alpha / r,
 
 and after training the ranks whose gate is exactly zero are removed, leaving a LoRA module of smaller rank
-(Fig. 1). Gates are updated by the proximal step of Eq. 9-10 (see ``optimizer.py``).
+(Fig. 1). Gates are updated by the proximal step of Eq. 9-10 (see ``optimizer.py``). The alpha / r scale is
+not in the paper's equation; it comes from the authors' code (src/lora.py, loralib's LoRA scaling).
 """
 
 from __future__ import annotations
