@@ -31,22 +31,25 @@ def slug(*parts: Any) -> str:
 
 
 def write_tables(frame: pd.DataFrame, out: Path, *, reference: bool, metric_kind: str,
-                 params_kind: str) -> list[Path]:
-    written = []
+                 params_kind: str) -> tuple[list[Path], list[str]]:
+    written, notes = [], []
     completed = frame[frame["status"] == "completed"]
     for model in sorted(completed["model"].unique()):
         table = tables.budget_table(completed[completed["model"] == model], metric_kind=metric_kind,
                                     params_kind=params_kind)
         texts = {"md": tables.to_markdown(table), "tex": tables.to_latex(table), "csv": tables.to_csv(table)}
         written += _write_texts(out / f"budget_table_{slug(model)}", texts)
-        if reference and model == tables.REFERENCE_MODELS["adalora_table1"]:
+        if reference and model != tables.REFERENCE_MODELS["adalora_table1"]:
+            notes.append(f"no paper comparison for {model}: AdaLoRA Table 1 reports "
+                         f"{tables.REFERENCE_MODELS['adalora_table1']} only")
+        elif reference:
             comparison = tables.compare_with_paper(table)
             if not comparison.empty:
                 texts = {"md": tables.comparison_markdown(comparison, model),
                          "tex": tables.comparison_latex(comparison, model),
                          "csv": comparison.to_csv(index=False, lineterminator="\n")}
                 written += _write_texts(out / f"vs_paper_{slug(model)}", texts)
-    return written
+    return written, notes
 
 
 def _write_texts(stem: Path, texts: dict[str, str]) -> list[Path]:
@@ -137,11 +140,13 @@ def report(results_dir: str | Path, out_dir: str | Path, *, experiment: str | No
     if experiment is not None and not frame.empty:
         frame = frame[frame["experiment"] == experiment].reset_index(drop=True)
     written: list[Path] = []
+    notes: list[str] = []
     if not frame.empty:
-        written += write_tables(frame, out / "tables", reference=reference, metric_kind=metric_kind,
-                                params_kind=params_kind)
+        written, notes = write_tables(frame, out / "tables", reference=reference, metric_kind=metric_kind,
+                                      params_kind=params_kind)
     written += write_sora_curves(records, out / "figures")
-    figures, notes = write_rank_figures(records, out / "figures" / "ranks")
+    figures, figure_notes = write_rank_figures(records, out / "figures" / "ranks")
     written += figures
+    notes += figure_notes
     options = f"experiment {experiment or 'all'}, metrics.{metric_kind}, #Params = parameters.{params_kind}"
     return written + [write_index(out, results_dir, records, frame, written, notes, options)]

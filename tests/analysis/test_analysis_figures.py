@@ -87,6 +87,7 @@ def test_report_writes_tables_figures_and_index(small_results: Path, tmp_path: P
         assert f"]({name})" in index
     assert "lora-r8-cola-s7" in index and "CUDA out of memory" in index  # the failed run is listed
     assert "heatmap for minilm / rotten_tomatoes / lora / none" in index  # and the skipped heatmap explained
+    assert "no paper comparison for roberta_large" in index
     table = pd.read_csv(out / "tables/budget_table_deberta-v3-base.csv")
     assert set(table["n"].dropna()) == {2}  # seeds 0 and 1; the failed seed 7 is not counted
 
