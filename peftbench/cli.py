@@ -14,7 +14,7 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "conf"
-GROUPS = ("method", "model", "task", "budget", "trainer", "logger", "paths", "experiment")
+GROUPS = ("method", "model", "task", "budget", "trainer", "logger", "paths", "experiment", "paper")
 
 
 def normalise(overrides: list[str]) -> list[str]:
@@ -85,11 +85,11 @@ def run_single(overrides: list[str]) -> None:
 def run_multirun(argv: list[str]) -> None:
     import hydra
 
-    from peftbench.train import train
+    from peftbench.recipes import get_recipe
 
     @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="config")
     def main(cfg: DictConfig) -> None:
-        train(cfg)
+        get_recipe(str(cfg.get("recipe", "train")))(cfg)
 
     sys.argv = [sys.argv[0], *argv]
     main()

@@ -146,6 +146,7 @@ class RunConfig:
     seed: int = 42
     force: bool = False
     data_dir: str | None = None
+    recipe: str = "train"
     resolved: dict[str, Any] = field(default_factory=dict)  # the composed YAML, as recorded in run.json
 
     @property
@@ -158,7 +159,7 @@ class RunConfig:
 
 
 TOP_LEVEL = {"method", "model", "task", "budget", "trainer", "logger", "paths", "experiment_name", "seed",
-             "force", "data_dir"}
+             "force", "data_dir", "recipe"}
 
 
 def _merge(schema: type, node: Any, key: str) -> Any:
@@ -206,8 +207,13 @@ def validate(cfg: DictConfig) -> RunConfig:
         seed=int(cfg.seed),
         force=bool(cfg.force),
         data_dir=None if cfg.data_dir is None else str(cfg.data_dir),
+        recipe=str(cfg.get("recipe", "train")),
         resolved=resolved,
     )
+    from peftbench.recipes import RECIPES
+
+    if run.recipe not in RECIPES:
+        raise ConfigError(f"recipe: unknown recipe {run.recipe!r}; choose one of: {', '.join(sorted(RECIPES))}")
     if run.budget.rank is not None and hasattr(run.method, "with_rank"):
         run.method = run.method.with_rank(run.budget.rank)
     return run

@@ -55,3 +55,22 @@ def test_bad_values_fail_with_one_line(overrides: list[str], message: str) -> No
         validate(compose(overrides))
     assert message in str(error.value)
     assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("task", ["cola", "sst2", "mrpc", "stsb", "qqp", "mnli", "qnli", "rte"])
+def test_adalora_preset_matches_table8(task: str) -> None:
+    from peftbench.methods.adalora.hyperparameters import GLUE, method_overrides
+
+    run = validate(compose(["+experiment=adalora_glue", f"task={task}"]))
+    paper = GLUE[task]
+    assert (run.trainer.lr, run.trainer.epochs, run.trainer.batch_size) == (paper.lr, paper.epochs, 32)
+    assert run.task.max_length == paper.max_length
+    expected = method_overrides(task, "paper")
+    assert {key: getattr(run.method, key) for key in expected} == expected
+    lora = validate(compose(["+experiment=adalora_glue", f"task={task}", "method=lora"]))
+    assert lora.trainer.lr == paper.lr  # baselines share the trainer settings, not AdaLoRA's schedule
+
+
+def test_command_line_beats_preset_and_paper_values() -> None:
+    run = validate(compose(["+experiment=adalora_glue", "task=rte", "trainer.lr=0.1", "method.t_i=7"]))
+    assert (run.trainer.lr, run.method.t_i) == (0.1, 7)
