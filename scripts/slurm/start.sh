@@ -8,6 +8,7 @@
 # them), creates /etc/munge/munge.key when missing, writes /etc/slurm/slurm.conf from slurm.conf.template
 # with this machine's CPUs and memory (from `slurmd -C`), starts the daemons without systemd and waits until
 # `sinfo` reports the node idle. Environment: SLURM_START_TIMEOUT (seconds to wait for the node, default 60).
+# Exit status: 0 ready, 1 error (message says which log to read), 3 packages could not be installed.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -17,6 +18,8 @@ t0=$SECONDS
 
 log() { printf '[slurm-start +%3ds] %s\n' "$((SECONDS - t0))" "$*"; }
 die() { printf '[slurm-start] ERROR: %s\n' "$*" >&2; exit 1; }
+# Exit status 3 = packages could not be installed (no registry access): tests skip instead of failing.
+die_pkg() { printf '[slurm-start] ERROR: %s\n' "$*" >&2; exit 3; }
 
 [[ $(id -u) -eq 0 ]] || die "must run as root (apt-get, /etc/slurm and the daemons need it)"
 
@@ -34,11 +37,11 @@ if ((${#missing[@]})); then
     apt=(apt-get -o DPkg::Lock::Timeout=300 -q)
     if ! apt-cache show slurm-wlm munge >/dev/null 2>&1; then
         log "apt-get update (package lists lack slurm-wlm/munge)"
-        "${apt[@]}" update >/dev/null || die "apt-get update failed"
+        "${apt[@]}" update >/dev/null || die_pkg "apt-get update failed"
     fi
     log "installing ${missing[*]}"
     "${apt[@]}" install -y --no-install-recommends "${missing[@]}" >/dev/null \
-        || die "apt-get install ${missing[*]} failed"
+        || die_pkg "apt-get install ${missing[*]} failed"
     log "installed: $(dpkg-query -W -f='${Package} ${Version}; ' slurmctld slurmd munge)"
 fi
 
