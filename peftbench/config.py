@@ -90,6 +90,7 @@ class TrainerConfig:
     max_grad_norm: float | None = 1.0
     eval_every: int | None = None
     log_every: int = 20
+    checkpoint_every: int | None = None
     cpu: bool = False
     mixed_precision: str = "no"
     num_workers: int = 0

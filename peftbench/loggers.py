@@ -11,11 +11,14 @@ from typing import Any
 class LocalLogger:
     """Appends one JSON line per log call to ``metrics.jsonl`` and rewrites ``metrics.csv`` at the end."""
 
-    def __init__(self, run_dir: Path) -> None:
+    def __init__(self, run_dir: Path, resume_step: int | None = None) -> None:
         self.path = run_dir / "metrics.jsonl"
         self.rows: list[dict[str, Any]] = []
+        if resume_step is not None and self.path.exists():  # keep what the checkpointed steps logged, drop the rest
+            rows = [json.loads(line) for line in self.path.read_text().splitlines() if line]
+            self.rows = [row for row in rows if row["step"] <= resume_step]
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.path.write_text("")
+        self.path.write_text("".join(json.dumps(row) + "\n" for row in self.rows))
 
     def log(self, values: dict[str, Any], step: int) -> None:
         row = {"step": step, **values}
@@ -61,10 +64,11 @@ class Loggers:
             logger.finish()
 
 
-def build_loggers(logger_cfg: Any, run_dir: Path, name: str, config: dict[str, Any]) -> Loggers:
+def build_loggers(logger_cfg: Any, run_dir: Path, name: str, config: dict[str, Any],
+                  resume_step: int | None = None) -> Loggers:
     if logger_cfg.name == "none":
         return Loggers([])
-    loggers: list = [LocalLogger(run_dir)]
+    loggers: list = [LocalLogger(run_dir, resume_step)]
     if logger_cfg.name == "wandb":
         loggers.append(WandbLogger(run_dir, name, config, logger_cfg.project, logger_cfg.group, logger_cfg.entity))
     return Loggers(loggers)

