@@ -6,7 +6,8 @@
 #
 # Installs Debian's slurm-wlm and munge when missing (one `apt-get update` first if the package lists lack
 # them), creates /etc/munge/munge.key when missing, writes /etc/slurm/slurm.conf from slurm.conf.template
-# with this machine's CPUs and memory (from `slurmd -C`), starts the daemons without systemd and waits until
+# with this machine's CPUs and memory (from `slurmd -C`), installs the sacct stand-in (scripts/slurm/sacct:
+# no slurmdbd here), starts the daemons without systemd and waits until
 # `sinfo` reports the node idle. Environment: SLURM_START_TIMEOUT (seconds to wait for the node, default 60).
 # Exit status: 0 ready, 1 error (message says which log to read), 3 packages could not be installed.
 set -euo pipefail
@@ -94,6 +95,12 @@ if [[ ! -f $conf ]] || [[ "$new_conf" != "$(cat "$conf")" ]]; then
         log "config changed: restarting running SLURM daemons"
         "$here/stop.sh" --slurm-only 9>&-
     fi
+fi
+
+# submitit polls `sacct`, which needs slurmdbd; this stand-in answers from the job-completion log instead.
+if ! cmp -s "$here/sacct" /usr/local/bin/sacct; then
+    log "installing the sacct stand-in as /usr/local/bin/sacct (real one: /usr/bin/sacct)"
+    install -m 0755 "$here/sacct" /usr/local/bin/sacct
 fi
 
 # 4. Daemons (they daemonise themselves when started without -D) ----------------------------------------

@@ -7,11 +7,17 @@ about 10-20 s once the cluster is up.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from peftbench import records
+
+ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.slurm
 
@@ -45,3 +51,30 @@ def test_peftbench_multirun_on_slurm_writes_completed_records(run_sweep, job_nam
         assert record["status"] == "completed", (run_dir, record.get("failure"))
     logs = list((tmp_path / "sweep" / "submitit").glob("*/*_log.out"))
     assert len(logs) == 2, f"expected one submitit log per job, found {logs}"
+
+
+def test_cancelled_job_fails_the_multirun_instead_of_hanging(slurm_cluster, job_name, tmp_path: Path) -> None:
+    """Without slurmdbd only scripts/slurm/sacct tells submitit that a job died without a result."""
+    command = [sys.executable, str(APP), "-m", "hydra/launcher=slurm", "value=1,2", "sleep_s=120",
+               f"out_dir={tmp_path / 'out'}", f"hydra.sweep.dir={tmp_path / 'sweep'}", "hydra.launcher.mem_gb=1",
+               f"hydra.launcher.name={job_name}"]
+    launcher = subprocess.Popen(command, cwd=ROOT, env={**os.environ, "PEFTBENCH_ROOT": str(ROOT)},
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            states = subprocess.run(["squeue", "-h", "-r", f"--name={job_name}", "-o", "%T"],
+                                    capture_output=True, text=True).stdout.split()
+            if states and all(state == "RUNNING" for state in states):
+                break
+            time.sleep(0.5)
+        else:
+            pytest.fail(f"jobs {job_name} did not start within 60 s")
+        subprocess.run(["scancel", f"--name={job_name}"], check=True)
+        output, _ = launcher.communicate(timeout=60)
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
+            subprocess.run(["scancel", f"--name={job_name}"], check=False)
+    assert launcher.returncode != 0
+    assert "CANCELLED" in output, output[-3000:]
