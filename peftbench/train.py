@@ -8,6 +8,7 @@ atomically.
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 import traceback
@@ -168,10 +169,7 @@ def fit(run: RunConfig, accelerator: Accelerator, parts: Parts, schedulers: list
     model.train()
     while state.step < stop_step:
         parts.train_loader.set_epoch(state.epoch)
-        batches = accelerator.skip_first_batches(parts.train_loader, state.batches_in_epoch * accumulation)
-        if state.rng is not None:  # after the iterator exists: creating it draws from the global RNG
-            checkpoint.restore_rng(state.rng)
-            state.rng = None
+        batches = resume_batches(accelerator, parts.train_loader, state.batches_in_epoch * accumulation, state)
         for batch in batches:
             with accelerator.accumulate(model):
                 task_loss = model(**batch).loss
@@ -213,6 +211,19 @@ def fit(run: RunConfig, accelerator: Accelerator, parts: Parts, schedulers: list
             state.epoch, state.batches_in_epoch = state.epoch + 1, 0
     progress.close()
     return state
+
+
+def resume_batches(accelerator: Accelerator, loader: DataLoader, skip: int, state: LoopState) -> Any:
+    """The epoch's batches after the first ``skip``. A resumed run restores its RNG only once the first batch
+    has been drawn: starting a data iterator draws from the global RNG, which the checkpointed run had done
+    before it saved its RNG state."""
+    batches = iter(accelerator.skip_first_batches(loader, skip))
+    if state.rng is None:
+        return batches
+    first = next(batches, None)
+    checkpoint.restore_rng(state.rng)
+    state.rng = None
+    return itertools.chain([] if first is None else [first], batches)
 
 
 def evaluate_step(run: RunConfig, accelerator: Accelerator, parts: Parts, state: LoopState, log: Any) -> None:
