@@ -105,6 +105,8 @@ fi
 
 # 4. Daemons (they daemonise themselves when started without -D) ----------------------------------------
 if ! running /run/slurm/slurmctld.pid; then
+    # Without saved controller state job ids restart at 1: old completion lines would answer for new jobs.
+    [[ -e /var/spool/slurmctld/job_state ]] || : >/var/log/slurm/jobcomp.log
     log "starting slurmctld"
     slurmctld 9>&- || die "slurmctld failed to start: see /var/log/slurm/slurmctld.log"
 fi
