@@ -16,13 +16,14 @@ class BudgetError(ValueError):
     """No setting of the method meets the budget."""
 
 
-def count_on_meta(run: Any, method_config: Any | None = None) -> dict[str, int]:
-    """Build the backbone on the meta device, apply the method, count parameters (adapter and head apart)."""
+def count_on_meta(run: Any, method_config: Any | None = None) -> dict[str, Any]:
+    """Build the backbone on the meta device, apply the method, count parameters (adapter and head apart) and
+    the adapter parameters expected to remain after training (``planned_effective``, None if training decides)."""
     spec = model_spec(run.model)
     model = build_model(run.model, TASKS[run.task.name].num_labels, meta=True)
     method = methods.get(run.method_name).method(method_config or run.method, spec)
     model = method.apply(model)
-    return methods.count_parameters(model, spec)
+    return {**methods.count_parameters(model, spec), "planned_effective": method.planned_effective_parameters(model)}
 
 
 def fit_budget(run: Any) -> Any:
@@ -62,17 +63,26 @@ def plan_rows(run: Any) -> list[dict[str, Any]]:
 def _describe(config: Any) -> str:
     fields = getattr(config, "__dataclass_fields__", {})
     keys = [k for k in ("r", "init_rank", "target_rank") if k in fields]
+    if hasattr(config, "initial_rank"):
+        return f"rank {config.initial_rank} -> {config.target_rank}/matrix"
     return ", ".join(f"{k}={getattr(config, k)}" for k in keys) or "-"
 
 
 def format_plan(rows: list[dict[str, Any]]) -> str:
-    header = f"{'method':<8} {'model':<16} {'budget':<7} {'setting':<22} {'adapter':>12} {'head':>10} {'backbone':>14}"
+    header = (f"{'method':<8} {'model':<16} {'budget':<7} {'setting':<24} {'adapter':>11} {'effective':>11} "
+              f"{'head':>9} {'backbone':>13}")
     lines = [header, "-" * len(header)]
     for row in rows:
-        lines.append(f"{row['method']:<8} {row['model']:<16} {row['budget']:<7} {row['setting']:<22} "
-                     f"{row['adapter']:>12,} {row['head']:>10,} {row['total'] - row['trainable']:>14,}")
-    lines.append("adapter = trainable method parameters (the papers' #Params); head = task head, trained and "
-                 "counted apart; backbone = frozen parameters")
+        effective = row["planned_effective"]
+        effective = "training" if effective is None and row["method"] == "sora" else f"{effective or row['adapter']:,}"
+        lines.append(f"{row['method']:<8} {row['model']:<16} {row['budget']:<7} {row['setting']:<24} "
+                     f"{row['adapter']:>11,} {effective:>11} {row['head']:>9,} {row['total'] - row['trainable']:>13,}")
+    lines += [
+        "adapter   = trainable method parameters during training (the papers' #Params for LoRA)",
+        "effective = adapter parameters left after training: AdaLoRA at b(T) spread uniformly, r̄·(in+out+1) per "
+        "matrix (the paper's #Params; the real split is recorded per run); SoRA: set by the gates during training",
+        "head      = task head (classifier, DeBERTa's pooler), trained and counted apart; backbone = frozen",
+    ]
     return "\n".join(lines)
 
 

@@ -177,7 +177,8 @@ def _merge(schema: type, node: Any, key: str) -> Any:
         message = str(error).splitlines()[0]
         raise ConfigError(f"{key}.{error.key}: {message}") from None
     except (TypeError, ValueError) as error:
-        raise ConfigError(str(error).splitlines()[0]) from None
+        message = str(error).splitlines()[0]
+        raise ConfigError(message if message.startswith(key) else f"{key}: {message}") from None
 
 
 def validate(cfg: DictConfig) -> RunConfig:

@@ -106,6 +106,11 @@ class Method:
         """Parameters that remain after training (non-zero ranks, pruned gates); trainable for plain methods."""
         return count_parameters(model, self.spec)["trainable"]
 
+    def planned_effective_parameters(self, model: nn.Module) -> int | None:
+        """Adapter parameters expected to remain after training, known before training (the planner prints it);
+        None when training decides (SoRA) or nothing is removed (the trainable adapter count applies)."""
+        return None
+
     def state_dict(self) -> dict[str, Any]:
         """Method state that a resumed run needs (importance EMAs, threshold stage, ...)."""
         return {}

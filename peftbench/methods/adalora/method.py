@@ -164,6 +164,12 @@ class AdaLoRAMethod(Method):
         head = sum(p.numel() for n, p in model.named_parameters() if p.requires_grad and self.spec.is_head(n))
         return adapter + head
 
+    def planned_effective_parameters(self, model: nn.Module) -> int:
+        """b(T) spread uniformly (r̄ per matrix), at the cost per triplet of ``effective_parameters``. The real
+        count depends on where training puts the rank: FFN matrices cost more per triplet than attention ones."""
+        rank = self.config.target_rank
+        return sum(rank * (layer.in_features + layer.out_features + 1) for layer in adapted_layers(model).values())
+
     # --- resume -----------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         if self.allocator is None:
