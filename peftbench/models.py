@@ -35,7 +35,8 @@ def resolve(reference: str) -> str:
 
 
 def model_spec(model_cfg: Any) -> ModelSpec:
-    return ModelSpec(model_cfg.name, dict(model_cfg.targets), tuple(model_cfg.head))
+    offset = (model_cfg.architecture or {}).get("encoder_layers", 0)  # BART: decoder layers follow the encoder's
+    return ModelSpec(model_cfg.name, dict(model_cfg.targets), tuple(model_cfg.head), decoder_offset=offset)
 
 
 def build_config(model_cfg: Any, num_labels: int) -> PretrainedConfig:

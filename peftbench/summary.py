@@ -17,5 +17,5 @@ def print_summary(record: dict[str, Any]) -> None:
     print(f"trainable parameters: {parameters.get('trainable', 0):,} (adapter {parameters.get('adapter', 0):,}, "
           f"head {parameters.get('head', 0):,}); effective: {parameters.get('effective', 0):,}")
     print(f"wall time {record.get('wall_time_s')} s, peak memory {record.get('peak_memory_mb', {}).get('cpu_rss')} MB")
-    results = record.get("_path") or Path(record["config"]["paths"]["results_dir"]) / record["experiment"] / record["run_id"] / "run.json"
-    print(f"record: {results}")
+    results_dir = Path(record["config"]["paths"]["results_dir"])
+    print(f"record: {results_dir / record['experiment'] / record['run_id'] / 'run.json'}")

@@ -43,6 +43,8 @@ def test_glue_task_types_single_pair_regression(run_tiny, glue_dir, task: str, m
 def test_tiny_architectures_train_on_pairs(tmp_path, glue_dir, model: str) -> None:
     record = train(compose(tiny_overrides(tmp_path, f"model={model}", "task=rte", f"data_dir={glue_dir}")))
     assert record["status"] == "completed" and record["parameters"]["adapter"] > 0
+    layers = {m["layer"] for m in record["method_records"]["matrices"].values()}
+    assert layers == ({0, 1, 2, 3} if model == "tiny_bart" else {0, 1})  # BART: decoder blocks after the encoder's
 
 
 def test_same_seed_same_metrics_and_losses(tmp_path) -> None:

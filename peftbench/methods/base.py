@@ -36,6 +36,12 @@ class ModelSpec:
     name: str
     targets: dict[str, str]  # matrix type -> regex that fully matches the module's qualified name
     head_patterns: tuple[str, ...]  # substrings naming the task head (always trainable, counted apart)
+    decoder_offset: int = 0  # encoder-decoder models: decoder block i is reported as layer offset + i
+
+    def layer_of(self, module_name: str) -> int:
+        """Block index for records and heatmaps; decoder blocks come after the encoder's."""
+        index = layer_index(module_name)
+        return index + self.decoder_offset if ".decoder." in f".{module_name}" else index
 
     def matrix_type(self, module_name: str) -> str | None:
         for matrix_type, pattern in self.targets.items():
@@ -52,8 +58,8 @@ class ModelSpec:
 
 
 def layer_index(module_name: str) -> int:
-    """Transformer block index of a module name (``...layer.11.attention...`` -> 11); decoder blocks of
-    encoder-decoder models are numbered after the encoder's by the caller, not here."""
+    """Transformer block index of a module name (``...layer.11.attention...`` -> 11), -1 if it has none.
+    Encoder-decoder models restart at 0 in the decoder: use ``ModelSpec.layer_of`` for records."""
     match = re.search(r"\.(\d+)\.", module_name)
     return int(match.group(1)) if match else -1
 

@@ -11,7 +11,7 @@ from torch import nn
 from peftbench.methods.adalora.allocator import BudgetSchedule, RankAllocator
 from peftbench.methods.adalora.config import AdaLoRAConfig
 from peftbench.methods.adalora.layer import SVDLinear
-from peftbench.methods.base import Method, ModelSpec, layer_index
+from peftbench.methods.base import Method, ModelSpec
 
 RANK_NOTE = (
     "ranks are read at mask steps (every delta_t steps between t_i and T - t_f, and at T - t_f, where the "
@@ -136,7 +136,7 @@ class AdaLoRAMethod(Method):
         layers = adapted_layers(model)
         matrices = {
             name: {
-                "layer": layer_index(name),
+                "layer": self.spec.layer_of(name),
                 "type": self.spec.matrix_type(name),
                 "in_features": layer.in_features,
                 "out_features": layer.out_features,

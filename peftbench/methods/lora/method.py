@@ -7,7 +7,7 @@ from peft import inject_adapter_in_model
 from peft.tuners.lora import LoraLayer
 from torch import nn
 
-from peftbench.methods.base import Method, freeze_except, layer_index
+from peftbench.methods.base import Method, freeze_except
 from peftbench.methods.lora.config import LoRAConfig
 
 
@@ -33,7 +33,7 @@ class LoRAMethod(Method):
     def on_train_end(self, model: nn.Module) -> dict[str, Any]:
         """The adapted matrices with their (uniform) rank, in the schema AdaLoRA and SoRA records use."""
         matrices = {
-            name: {"layer": layer_index(name), "type": self.spec.matrix_type(name),
+            name: {"layer": self.spec.layer_of(name), "type": self.spec.matrix_type(name),
                    "in_features": module.in_features, "out_features": module.out_features}
             for name, module in model.named_modules() if isinstance(module, LoraLayer)
         }

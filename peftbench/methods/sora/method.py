@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from peftbench.methods.base import Method, ModelSpec, layer_index
+from peftbench.methods.base import Method, ModelSpec
 from peftbench.methods.sora.config import SoRAConfig
 from peftbench.methods.sora.layer import LoRALinear, SoRALinear, prune
 from peftbench.methods.sora.optimizer import ProximalAdam
@@ -136,7 +136,7 @@ class SoRAMethod(Method):
             "rank_history": list(self.rank_history),
             "matrices": {
                 name: {
-                    "layer": layer_index(name),
+                    "layer": self.spec.layer_of(name),
                     "type": self.spec.matrix_type(name),
                     "in_features": m.in_features,
                     "out_features": m.out_features,
