@@ -1,5 +1,7 @@
 """Run records: ``results/<experiment>/<run-id>/run.json``, written atomically.
 
+No torch import at module level: the analysis layer reads records without loading the training stack.
+
 A record is always either the previous complete file or the new complete file: we write a temporary file in
 the same directory, fsync it and ``os.replace`` it over the old one (atomic on POSIX). Schema: README.md,
 section "Run records".
@@ -18,8 +20,6 @@ import sys
 import tempfile
 from pathlib import Path
 from typing import Any
-
-import torch
 
 SCHEMA_VERSION = 1
 RECORD_NAME = "run.json"
@@ -41,7 +41,7 @@ def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
 
 
 def _json_default(value: Any) -> Any:
-    if isinstance(value, torch.Tensor):
+    if hasattr(value, "tolist") and getattr(value, "ndim", 0) > 0:  # tensors and arrays
         return value.tolist()
     if isinstance(value, Path):
         return str(value)
@@ -91,6 +91,7 @@ def peak_memory_mb() -> dict[str, float | None]:
     # ru_maxrss is in KiB on Linux and bytes on macOS.
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     rss_mb = rss / (1024 * 1024) if sys.platform == "darwin" else rss / 1024
+    import torch  # here, not at the top: the analysis layer reads records without the training stack
     cuda = torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None
     return {"cpu_rss": round(rss_mb, 1), "cuda": None if cuda is None else round(cuda, 1)}
 
