@@ -12,28 +12,7 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-ROOT = Path(__file__).resolve().parents[1]
-CONF = ROOT / "conf"
-GLUE_DIR = ROOT.parent / "shared" / "data" / "glue"
-
-
-def compose(overrides: list[str]):
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return hydra_compose("config", overrides=overrides)
-
-
-# Schedules given in optimizer steps must fit the tiny runs' 6 steps.
-TINY_METHOD_OVERRIDES = {"adalora": ["method.t_i=1", "method.t_f=2", "method.delta_t=1"]}
-
-
-def tiny_overrides(tmp_path: Path, *extra: str) -> list[str]:
-    method = next((e.split("=", 1)[1] for e in extra if e.startswith("method=")), None)
-    return [*TINY_METHOD_OVERRIDES.get(method, []), "model=tiny_bert", "trainer=tiny",
-            f"paths.results_dir={tmp_path / 'results'}", "experiment_name=test", "task.max_train_samples=48",
-            "task.max_eval_samples=32", *extra]
+from support import GLUE_DIR, compose, tiny_overrides  # noqa: F401 - re-exported for fixtures
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT
+from support import ROOT
 
 
 def peftbench(*args: str, cwd) -> subprocess.CompletedProcess:

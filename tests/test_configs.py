@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import CONF, compose
+from support import CONF, compose
 
 from peftbench.config import ConfigError, validate
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 
-from conftest import compose, tiny_overrides
+from support import compose, tiny_overrides
 
 from peftbench.train import train
 

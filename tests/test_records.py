@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import compose, tiny_overrides
+from support import compose, tiny_overrides
 
 from peftbench import records, results
 from peftbench.train import train

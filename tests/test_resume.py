@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
+from support import ROOT
 
 # A child that kills itself: "step N" (SIGKILL right after the N-th optimizer step, before its checkpoint),
 # "eval N" (SIGKILL inside the N-th evaluation), "term N" (SIGTERM after the N-th step: graceful stop).
