@@ -1,11 +1,12 @@
 """Real SLURM multiruns through conf/hydra/launcher/slurm.yaml (hydra-submitit-launcher's SlurmLauncher).
 
-Needs root: the session fixture starts a one-node cluster with scripts/slurm/start.sh. Both sweeps take
-about 10-20 s once the cluster is up.
+Needs root: the session fixture starts a one-node cluster with scripts/slurm/start.sh. Each test takes
+10-30 s once the cluster is up (more while other sessions' jobs share the node).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -53,28 +54,59 @@ def test_peftbench_multirun_on_slurm_writes_completed_records(run_sweep, job_nam
     assert len(logs) == 2, f"expected one submitit log per job, found {logs}"
 
 
-def test_cancelled_job_fails_the_multirun_instead_of_hanging(slurm_cluster, job_name, tmp_path: Path) -> None:
-    """Without slurmdbd only scripts/slurm/sacct tells submitit that a job died without a result."""
-    command = [sys.executable, str(APP), "-m", "hydra/launcher=slurm", "value=1,2", "sleep_s=120",
-               f"out_dir={tmp_path / 'out'}", f"hydra.sweep.dir={tmp_path / 'sweep'}", "hydra.launcher.mem_gb=1",
-               f"hydra.launcher.name={job_name}"]
+@contextlib.contextmanager
+def launched(job_name: str, tmp_path: Path, *overrides: str):
+    """The throwaway app's multirun in the background; on exit its launcher is killed and its jobs cancelled."""
+    command = [sys.executable, str(APP), "-m", "hydra/launcher=slurm", f"out_dir={tmp_path / 'out'}",
+               f"hydra.sweep.dir={tmp_path / 'sweep'}", "hydra.launcher.mem_gb=1", f"hydra.launcher.name={job_name}",
+               *overrides]
     launcher = subprocess.Popen(command, cwd=ROOT, env={**os.environ, "PEFTBENCH_ROOT": str(ROOT)},
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            states = subprocess.run(["squeue", "-h", "-r", f"--name={job_name}", "-o", "%T"],
-                                    capture_output=True, text=True).stdout.split()
-            if states and all(state == "RUNNING" for state in states):
-                break
-            time.sleep(0.5)
-        else:
-            pytest.fail(f"jobs {job_name} did not start within 60 s")
-        subprocess.run(["scancel", f"--name={job_name}"], check=True)
-        output, _ = launcher.communicate(timeout=60)
+        yield launcher
     finally:
         if launcher.poll() is None:
             launcher.kill()
-            subprocess.run(["scancel", f"--name={job_name}"], check=False)
+            launcher.wait()
+        subprocess.run(["scancel", f"--name={job_name}"], check=False)
+
+
+def wait_until(condition, what: str, timeout_s: float = 60):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        result = condition()
+        if result:
+            return result
+        time.sleep(0.5)
+    pytest.fail(f"waited {timeout_s} s for {what}")
+
+
+def pending_ids(job_name: str) -> list[str]:
+    rows = subprocess.run(["squeue", "-h", "-r", f"--name={job_name}", "-o", "%i %T"],
+                          capture_output=True, text=True).stdout.split("\n")
+    rows = [row.split() for row in rows if row.strip()]
+    return [job_id for job_id, state in rows] if rows and all(s == "PENDING" for _, s in rows) else []
+
+
+def test_cancelled_job_fails_the_multirun_instead_of_hanging(slurm_cluster, job_name, tmp_path: Path) -> None:
+    """Without slurmdbd only scripts/slurm/sacct tells submitit that a job died without a result."""
+    with launched(job_name, tmp_path, "value=1", "sleep_s=120") as launcher:
+        wait_until(lambda: (tmp_path / "out" / "started0").exists(), "the job to start")
+        subprocess.run(["scancel", f"--name={job_name}"], check=True)
+        output, _ = launcher.communicate(timeout=90)
     assert launcher.returncode != 0
     assert "CANCELLED" in output, output[-3000:]
+
+
+def test_preempted_job_is_requeued_and_finishes(slurm_cluster, job_name, tmp_path: Path) -> None:
+    """submitit's preemption signal (USR2, as SLURM sends signal_delay_s before the limit) requeues the job."""
+    with launched(job_name, tmp_path, "value=7", "sleep_s=120") as launcher:
+        wait_until(lambda: (tmp_path / "out" / "started0").exists(), "the job to start")
+        subprocess.run(["scancel", "--signal=USR2", f"--name={job_name}"], check=True)
+        # SLURM holds a requeued job for ~2 minutes (Reason=BeginTime); release it now.
+        for job_id in wait_until(lambda: pending_ids(job_name), "the job to be requeued"):
+            subprocess.run(["scontrol", "update", f"JobId={job_id}", "StartTime=now"], check=True)
+        output, _ = launcher.communicate(timeout=90)
+    assert launcher.returncode == 0, output[-3000:]
+    job = json.loads((tmp_path / "out" / "job0.json").read_text())
+    assert job["value"] == 7 and job["restart_count"] == 1
