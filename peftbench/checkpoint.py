@@ -36,22 +36,48 @@ class LoopState:
 
 
 class Preempted(Exception):
-    """SIGUSR1/SIGTERM arrived: the loop saved a checkpoint at a step boundary and stopped."""
+    """A stop signal arrived: the loop saved a checkpoint at a step boundary and stopped."""
+
+    def __init__(self, message: str, flag: StopFlag | None = None) -> None:
+        super().__init__(message)
+        self.flag = flag
+
+
+STOP_SIGNALS = (signal.SIGUSR1, signal.SIGUSR2, signal.SIGTERM)
 
 
 class StopFlag:
-    """Set by SIGUSR1/SIGTERM (what SLURM sends before preemption or the time limit); read between steps."""
+    """Set by SIGUSR1/SIGTERM (what SLURM sends before preemption or the time limit) and SIGUSR2 (what submitit
+    asks SLURM to send); read between steps. The handlers found at install time are kept: once the run has
+    checkpointed and recorded itself as preempted, ``hand_over`` calls the one for the signal received, so
+    submitit can still requeue the job."""
 
     def __init__(self) -> None:
         self.requested = False
-        self.signal_name: str | None = None
+        self.signum: int | None = None
+        self.previous: dict[int, Any] = {}
+
+    @property
+    def signal_name(self) -> str | None:
+        return None if self.signum is None else signal.Signals(self.signum).name
 
     def install(self) -> None:
-        for signum in (signal.SIGUSR1, signal.SIGTERM):
-            signal.signal(signum, self._handle)
+        for signum in STOP_SIGNALS:
+            self.previous[signum] = signal.signal(signum, self._handle)
 
     def _handle(self, signum: int, frame: Any) -> None:
-        self.requested, self.signal_name = True, signal.Signals(signum).name
+        self.requested, self.signum = True, signum
+
+    def uninstall(self) -> None:
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+
+    def hand_over(self) -> None:
+        """Give the signal to whoever handled it before us (submitit: requeue and exit)."""
+        self.uninstall()
+        handler = self.previous.get(self.signum)
+        if callable(handler):
+            handler(self.signum, None)
 
 
 def rng_states() -> dict[str, Any]:

@@ -13,7 +13,8 @@ from hydra import compose, initialize_config_dir
 from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 
-CONFIG_DIR = Path(__file__).resolve().parents[1] / "conf"
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG_DIR = ROOT / "conf"
 GROUPS = ("method", "model", "task", "budget", "trainer", "logger", "paths", "experiment", "paper")
 
 
@@ -91,7 +92,9 @@ def run_multirun(argv: list[str]) -> None:
     def main(cfg: DictConfig) -> None:
         get_recipe(str(cfg.get("recipe", "train")))(cfg)
 
-    sys.argv = [sys.argv[0], *argv]
+    # The repository root on the search path makes sweeps/ a config group: `-m +sweeps=adalora_table1`.
+    searchpath = [] if any(a.startswith("hydra.searchpath") for a in argv) else [f"hydra.searchpath=[file://{ROOT}]"]
+    sys.argv = [sys.argv[0], *argv, *searchpath]
     main()
 
 

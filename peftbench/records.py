@@ -9,7 +9,9 @@ section "Run records".
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import fcntl
 import importlib.metadata
 import json
 import os
@@ -18,6 +20,7 @@ import resource
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +51,24 @@ def _json_default(value: Any) -> Any:
     if hasattr(value, "item"):
         return value.item()
     raise TypeError(f"cannot store {type(value).__name__} in a run record")
+
+
+@contextlib.contextmanager
+def run_lock(run_dir: Path, held: bool = True) -> Iterator[None]:
+    """Exclusive lock on a run folder for one attempt: a second attempt at the same run id (a duplicate job,
+    a rerun while the first still runs) waits instead of sharing its log and checkpoint. flock is released
+    when the holder dies, so a killed or requeued job never leaves the run locked. Only the main process of a
+    multi-process run holds it (``held``)."""
+    if not held:
+        yield
+        return
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with open(run_dir / "run.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def read_record(run_dir: Path) -> dict[str, Any] | None:

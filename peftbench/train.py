@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import DataLoaderConfiguration, set_seed
+from accelerate.utils import DataLoaderConfiguration, broadcast_object_list, set_seed
 from omegaconf import DictConfig
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
@@ -204,7 +204,7 @@ def fit(run: RunConfig, accelerator: Accelerator, parts: Parts, schedulers: list
             if save is not None and (stopping or evaluated or (every and state.step % every == 0)):
                 save(state)
             if stopping:
-                raise Preempted(f"stopped by {flag.signal_name or 'signal'} after step {state.step}")
+                raise Preempted(f"stopped by {flag.signal_name or 'signal'} after step {state.step}", flag)
             if state.step >= stop_step:
                 break
         else:
@@ -263,6 +263,20 @@ def execute(run: RunConfig, run_dir: Path, body: Any, **record_fields: Any) -> d
         return records.read_record(run_dir)
     preflight(run)
     accelerator = make_accelerator(run)
+    with records.run_lock(run_dir, held=accelerator.is_main_process):
+        # Another attempt at the same run may have finished while this one waited for the lock.
+        skip = [records.is_completed(run_dir) and not run.force]
+        if accelerator.num_processes > 1:
+            broadcast_object_list(skip)
+        if skip[0]:
+            print(f"skipping {run.run_id}: another attempt completed it while this one waited")
+            return records.read_record(run_dir)
+        return attempt(run, accelerator, run_dir, body, record_fields)
+
+
+def attempt(run: RunConfig, accelerator: Accelerator, run_dir: Path, body: Any,
+            record_fields: dict[str, Any]) -> dict[str, Any]:
+    """One attempt at a run, holding its lock: resume or start, record the outcome."""
     checkpoint_path = run_dir / checkpoint.CHECKPOINT_NAME
     if run.force and accelerator.is_main_process:
         checkpoint_path.unlink(missing_ok=True)
@@ -283,6 +297,8 @@ def execute(run: RunConfig, run_dir: Path, body: Any, **record_fields: Any) -> d
                       failure={"type": type(error).__name__, "message": str(error)[:2000],
                                "traceback": traceback.format_exc()[-8000:]})
         write()
+        if preempted and error.flag is not None:
+            error.flag.hand_over()  # e.g. submitit's handler requeues the job; it may exit here
         raise
 
 
@@ -311,7 +327,10 @@ def run_training(run: RunConfig, accelerator: Accelerator, run_dir: Path, record
 
     flag = StopFlag()
     flag.install()
-    state = fit(run, accelerator, parts, schedulers, total_steps, log, state, save=save, flag=flag)
+    try:
+        state = fit(run, accelerator, parts, schedulers, total_steps, log, state, save=save, flag=flag)
+    finally:
+        flag.uninstall()
     test = evaluate_sets(accelerator, parts.model, parts.test_loaders, run.task.name) if parts.test_loaders else {}
     record["method_records"] = parts.method.on_train_end(unwrapped)
     record["parameters"]["effective"] = parts.method.effective_parameters(unwrapped)
