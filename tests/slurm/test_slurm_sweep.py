@@ -98,15 +98,37 @@ def test_cancelled_job_fails_the_multirun_instead_of_hanging(slurm_cluster, job_
     assert "CANCELLED" in output, output[-3000:]
 
 
-def test_preempted_job_is_requeued_and_finishes(slurm_cluster, job_name, tmp_path: Path) -> None:
-    """submitit's preemption signal (USR2, as SLURM sends signal_delay_s before the limit) requeues the job."""
-    with launched(job_name, tmp_path, "value=7", "sleep_s=120") as launcher:
-        wait_until(lambda: (tmp_path / "out" / "started0").exists(), "the job to start")
+def test_preempted_peftbench_run_checkpoints_requeues_and_resumes(slurm_cluster, job_name, tmp_path: Path) -> None:
+    """submitit's preemption signal (USR2, as SLURM sends signal_delay_s before the limit): the run stops at a
+    step boundary, checkpoints, records itself preempted, hands the signal to submitit, which requeues the job;
+    the requeued job resumes from the checkpoint and completes."""
+    results = tmp_path / "results"
+    command = [sys.executable, "-m", "peftbench", "-m", "hydra/launcher=slurm", "model=tiny_bert", "trainer=tiny",
+               "task=rotten_tomatoes", "task.max_train_samples=64", "task.max_eval_samples=16",
+               "trainer.max_steps=1500", "trainer.eval_every=1500", "trainer.log_every=10", "seed=1",
+               "experiment_name=preempt", f"paths.results_dir={results}", f"hydra.sweep.dir={tmp_path / 'sweep'}",
+               "hydra.launcher.mem_gb=2", f"hydra.launcher.name={job_name}"]
+    launcher = subprocess.Popen(command, cwd=ROOT, env={**os.environ, "PEFTBENCH_ROOT": str(ROOT)},
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        log = lambda: next(results.rglob("metrics.jsonl"), None)  # noqa: E731
+        wait_until(lambda: log() is not None and log().read_text().count("\n") >= 3, "training to start", 150)
         subprocess.run(["scancel", "--signal=USR2", f"--name={job_name}"], check=True)
         # SLURM holds a requeued job for ~2 minutes (Reason=BeginTime); release it now.
-        for job_id in wait_until(lambda: pending_ids(job_name), "the job to be requeued"):
+        for job_id in wait_until(lambda: pending_ids(job_name), "the job to be requeued", 150):
             subprocess.run(["scontrol", "update", f"JobId={job_id}", "StartTime=now"], check=True)
-        output, _ = launcher.communicate(timeout=90)
+        output, _ = launcher.communicate(timeout=400)
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
+            launcher.wait()
+        subprocess.run(["scancel", f"--name={job_name}"], check=False)
     assert launcher.returncode == 0, output[-3000:]
-    job = json.loads((tmp_path / "out" / "job0.json").read_text())
-    assert job["value"] == 7 and job["restart_count"] == 1
+    (run_dir,) = [path.parent for path in (results / "preempt").glob(f"*/{records.RECORD_NAME}")]
+    record = records.read_record(run_dir)
+    assert record["status"] == "completed", record.get("failure")
+    assert len(record["resumed_at_steps"]) == 1 and 0 < record["resumed_at_steps"][0] < 1500
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    steps = [row["step"] for row in rows if "train/loss" in row]
+    assert steps == list(range(10, 1501, 10))  # every logged step once, across the two attempts
+    assert not (run_dir / "checkpoint.pt").exists()
