@@ -34,6 +34,19 @@ def resolve(reference: str) -> str:
     return str(path)
 
 
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "conf" / "model"
+
+
+def load_model_config(name: str) -> Any:
+    """``conf/model/<name>.yaml`` validated, without composing the whole config (tests, notebooks)."""
+    from omegaconf import OmegaConf
+
+    from peftbench.config import ModelConfig
+
+    node = OmegaConf.load(CONFIG_DIR / f"{name}.yaml")
+    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(ModelConfig), node))
+
+
 def model_spec(model_cfg: Any) -> ModelSpec:
     offset = (model_cfg.architecture or {}).get("encoder_layers", 0)  # BART: decoder layers follow the encoder's
     return ModelSpec(model_cfg.name, dict(model_cfg.targets), tuple(model_cfg.head), decoder_offset=offset)

@@ -24,19 +24,9 @@ from peftbench.methods.adalora.allocator import BudgetSchedule, RankAllocator  #
 from peftbench.methods.adalora.hyperparameters import GLUE, method_overrides  # noqa: E402
 from peftbench.methods.adalora.layer import SVDLinear  # noqa: E402
 from peftbench.methods.adalora.method import adapted_layers, orthogonal_regulariser  # noqa: E402
+from peftbench.models import load_model_config, model_spec  # noqa: E402
 
-BERT_SPEC = ModelSpec(
-    name="tiny_bert",
-    targets={
-        "query": r".*\.attention\.self\.query",
-        "key": r".*\.attention\.self\.key",
-        "value": r".*\.attention\.self\.value",
-        "attention_output": r".*\.attention\.output\.dense",
-        "ffn_in": r".*\.intermediate\.dense",
-        "ffn_out": r".*\.layer\.\d+\.output\.dense",
-    },
-    head_patterns=("classifier",),
-)
+BERT_SPEC = model_spec(load_model_config("tiny_bert"))  # the same regexes as conf/model/tiny_bert.yaml
 # The faithfulness setting of shared/README.md: init_r 6 -> target 2, t_i 5, t_f 10, ΔT 3.
 FAITHFUL = dict(target_rank=2, init_rank=6, t_i=5, t_f=10, delta_t=3, lora_alpha=32.0, orth_reg_weight=0.1)
 

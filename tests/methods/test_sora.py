@@ -9,29 +9,19 @@ import torch
 from torch import nn
 from transformers import BertConfig, BertForSequenceClassification
 
-from peftbench.methods import ModelSpec, get
+from peftbench.methods import get
 from peftbench.methods.sora import SoRAConfig, SoRAMethod
 from peftbench.methods.sora.layer import LoRALinear, SoRALinear, prune
 from peftbench.methods.sora.optimizer import ProximalAdam, official_threshold, soft_threshold
 from peftbench.methods.sora.sparsity import exp_linear, linear, log_linear, threshold_schedule
+from peftbench.models import load_model_config, model_spec
 
 # shared/README.md: measured behaviour of the authors' SparseAdamW at xi = 0.1.
 GATES = [-0.25, -0.15, 0.05, 0.15, 0.2, 0.5]
 OFFICIAL = [-0.15, 0.0, 0.0, 0.0, 0.1, 0.4]
 EXACT = [-0.15, -0.05, 0.0, 0.05, 0.1, 0.4]
 
-BERT_SPEC = ModelSpec(
-    name="tiny_bert",
-    targets={
-        "query": r".*\.attention\.self\.query",
-        "key": r".*\.attention\.self\.key",
-        "value": r".*\.attention\.self\.value",
-        "attention_output": r".*\.attention\.output\.dense",
-        "ffn_in": r".*\.intermediate\.dense",
-        "ffn_out": r".*\.layer\.\d+\.output\.dense",
-    },
-    head_patterns=("classifier",),
-)
+BERT_SPEC = model_spec(load_model_config("tiny_bert"))  # the same regexes as conf/model/tiny_bert.yaml
 
 
 def tiny_bert(seed: int = 0) -> nn.Module:

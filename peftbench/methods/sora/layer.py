@@ -26,7 +26,22 @@ def init_gate(rank: int, kind: str, like: torch.Tensor) -> torch.Tensor:
     raise ValueError(f"unknown gate init {kind!r}; use normal or ones")
 
 
-class SoRALinear(nn.Module):
+
+class _Wrapped(nn.Module):
+    """Shared by the gated and the pruned module: both wrap a frozen ``base`` nn.Linear."""
+
+    base: nn.Linear
+
+    @property
+    def in_features(self) -> int:
+        return self.base.in_features
+
+    @property
+    def out_features(self) -> int:
+        return self.base.out_features
+
+
+class SoRALinear(_Wrapped):
     """nn.Linear plus a gated low-rank update. ``lora_A`` is W_d (r, in), ``lora_B`` is W_u (out, r)."""
 
     adapter_names = ("lora_A", "lora_B", "gate")
@@ -44,14 +59,6 @@ class SoRALinear(nn.Module):
         self.gate = nn.Parameter(init_gate(r, gate_init, weight))
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
 
-    @property
-    def in_features(self) -> int:
-        return self.base.in_features
-
-    @property
-    def out_features(self) -> int:
-        return self.base.out_features
-
     def nonzero_rank(self) -> int:
         return int(torch.count_nonzero(self.gate.detach()))
 
@@ -60,7 +67,7 @@ class SoRALinear(nn.Module):
         return self.base(x) + (down * self.gate) @ self.lora_B.T * self.scaling  # (..., out)
 
 
-class LoRALinear(nn.Module):
+class LoRALinear(_Wrapped):
     """Plain LoRA: h = W_0 x + B A x · scaling. What a pruned SoRA module becomes; its rank may be 0."""
 
     adapter_names = ("lora_A", "lora_B")
@@ -82,14 +89,6 @@ class LoRALinear(nn.Module):
         self.lora_A = nn.Parameter(lora_A)  # (r, in)
         self.lora_B = nn.Parameter(lora_B)  # (out, r)
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
-
-    @property
-    def in_features(self) -> int:
-        return self.base.in_features
-
-    @property
-    def out_features(self) -> int:
-        return self.base.out_features
 
     def nonzero_rank(self) -> int:
         return self.r
