@@ -72,15 +72,31 @@ def run_single(overrides: list[str]) -> None:
     cfg = compose_config(overrides)
     try:
         run = validate(cfg)
-        from peftbench.train import preflight  # noqa: PLC0415 - heavy imports only after the config is valid
+        from peftbench.train import preflight  # heavy imports only after the config is valid
 
         preflight(run)
     except (ConfigError, BudgetError, DataError, FileNotFoundError) as error:
         fail(str(error))
+    from peftbench.recipes import get_recipe
     from peftbench.summary import print_summary
-    from peftbench.train import train
 
-    print_summary(train(run))
+    record = get_recipe(run.recipe)(run)
+    print_summary(record)
+    write_report(run.paths, run.experiment_name)
+
+
+def write_report(paths, experiment: str) -> None:
+    """Tables and figures of the experiment this run belongs to, under ``<report_dir>/<experiment>``."""
+    from peftbench.analysis import report
+
+    out = Path(paths.report_dir) / experiment
+    try:
+        written = report(paths.results_dir, out, experiment=experiment)
+    except Exception as error:  # a broken plot must not hide a finished run
+        print(f"report not written ({type(error).__name__}: {error})", file=sys.stderr)
+        return
+    figures = [str(p) for p in written if p.suffix == ".png"]
+    print(f"report: {out / 'README.md'} ({len(written)} files); figures: {', '.join(figures) or 'none'}")
 
 
 def run_multirun(argv: list[str]) -> None:

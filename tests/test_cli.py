@@ -44,3 +44,23 @@ def test_planner_reproduces_adalora_table1_lora_params() -> None:
         row = next(line for line in result.stdout.splitlines() if line.startswith("lora"))
         assert row.split()[4] == expected
         assert "head" in result.stdout
+
+
+TINY = ["model=tiny_bert", "trainer=tiny", "task.max_train_samples=32", "task.max_eval_samples=16"]
+
+
+def test_single_run_prints_its_record_and_report_with_a_heatmap(tmp_path) -> None:
+    result = peftbench(*TINY, "experiment_name=cli", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "record: " in result.stdout and "report: " in result.stdout
+    heatmaps = list((tmp_path / "reports" / "cli").rglob("heatmap_*.png"))
+    assert len(heatmaps) == 1, result.stdout[-2000:]
+
+
+def test_sparsity_recipe_runs_from_the_cli(tmp_path) -> None:
+    result = peftbench("+experiment=sora_sparsity_quick", *TINY, "method.stage_epochs=1", "method.num_thresholds=2",
+                       cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    (record,) = (tmp_path / "results" / "sora_sparsity_quick").rglob("run.json")
+    assert '"recipe": "sora_sparsity"' in record.read_text()
+    assert list((tmp_path / "reports" / "sora_sparsity_quick").rglob("sora_curves_*.png"))
