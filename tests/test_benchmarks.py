@@ -1,0 +1,38 @@
+"""The benchmark scripts run end to end on a tiny model and print their ratio lines (no timing threshold:
+figures on a shared CPU are not test material; benchmarks/README.md holds the measured ones)."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["--model", "tiny_bert", "--steps", "3", "--warmup", "1", "--repeats", "1", "--batch-size", "8",
+        "--train-samples", "64"]
+RATIO = r"min \d+\.\d{3}  median \d+\.\d{3}  paired-median \d+\.\d{3}  floor \d+\.\d{3}"
+
+
+def run_script(name: str, *extra: str) -> str:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / name), *TINY, *extra], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-4000:]
+    return done.stdout
+
+
+def test_step_time_prints_ratio():
+    out = run_script("step_time.py", "--threads", "1")
+    assert "torch threads: 1" in out
+    assert re.search(r"trainable parameters: harness ([\d,]+)  bare \1$", out, re.M), out  # same LoRA both sides
+    assert re.search(r"^ratio harness/bare: " + RATIO, out, re.M), out
+
+
+def test_method_overhead_prints_ratios():
+    out = run_script("method_overhead.py", "--profile")
+    for name in ("adalora dT=1", "adalora dT=100", "sora"):
+        assert re.search(rf"^ratio {name}/lora: " + RATIO, out, re.M), out
+    assert "adalora dT=100 amortised" in out
+    assert "peftbench/methods/sora/" in out  # the profile names the method's own functions
