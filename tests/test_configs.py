@@ -34,7 +34,7 @@ def test_run_id_is_deterministic_and_config_sensitive() -> None:
     first = validate(compose(["seed=3"])).run_id
     assert first == validate(compose(["seed=3"])).run_id
     assert first != validate(compose(["seed=4"])).run_id
-    assert first != validate(compose(["seed=3", "trainer.lr=1e-3"])).run_id
+    assert first != validate(compose(["seed=3", "trainer.lr=3e-3"])).run_id
     assert first == validate(compose(["seed=3", "force=true", "experiment_name=other"])).run_id
 
 
