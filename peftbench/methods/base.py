@@ -20,6 +20,7 @@ A method never edits the loss inside ``forward``: regularisers come back to the 
 from __future__ import annotations
 
 import re
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,7 +65,7 @@ def layer_index(module_name: str) -> int:
     return int(match.group(1)) if match else -1
 
 
-class Method:
+class Method(ABC):
     """Default hooks: do nothing. Subclasses override what their paper needs."""
 
     name: str = "base"
@@ -73,8 +74,9 @@ class Method:
         self.config = config
         self.spec = spec
 
+    @abstractmethod
     def apply(self, model: nn.Module) -> nn.Module:
-        raise NotImplementedError(f"{type(self).__name__} must implement apply()")
+        """Inject the adapters and freeze what the method does not train; return the model."""
 
     def param_groups(self, model: nn.Module, weight_decay: float) -> list[dict]:
         """Trainable parameters for the main AdamW, decayed by the rule ``dim >= 2`` (biases and norms not)."""
