@@ -48,6 +48,7 @@ class AdaLoRAMethod(Method):
     def __init__(self, config: AdaLoRAConfig, spec: ModelSpec) -> None:
         super().__init__(config, spec)
         self.allocator: RankAllocator | None = None
+        self._layers: list[SVDLinear] = []
         self._pending_state: dict[str, Any] | None = None
 
     # --- injection --------------------------------------------------------------------------------
@@ -98,6 +99,7 @@ class AdaLoRAMethod(Method):
             total_steps=total_steps,
         )
         self.allocator = RankAllocator(layers, schedule, cfg.beta1, cfg.beta2)
+        self._layers = list(layers.values())  # model order, as the regulariser's summation; no walk per step
         if self._pending_state is not None:
             self.allocator.load_state_dict(self._pending_state)
             self._pending_state = None
@@ -106,7 +108,7 @@ class AdaLoRAMethod(Method):
         """γ · R (official form, see :func:`orthogonal_regulariser`); nothing at all when γ = 0."""
         if self.config.orth_reg_weight == 0:
             return {}
-        layers = list(adapted_layers(model).values())
+        layers = self._layers or list(adapted_layers(model).values())
         return {"orth_reg": self.config.orth_reg_weight * orthogonal_regulariser(layers)}
 
     def after_optimizer_step(self, model: nn.Module, step: int) -> None:

@@ -58,6 +58,7 @@ class SoRAMethod(Method):
         self.stage = 0
         self.rank_history: list[dict[str, Any]] = []
         self.gate_optimizer: ProximalAdam | None = None
+        self._gates: list[nn.Parameter] = []
 
     # -- injection --------------------------------------------------------------------------------
     def apply(self, model: nn.Module) -> nn.Module:
@@ -85,8 +86,9 @@ class SoRAMethod(Method):
 
     def extra_optimizers(self, model: nn.Module, lr: float) -> list[torch.optim.Optimizer]:
         c = self.config
+        self._gates = list(self.gates(model).values())  # the L1 term reads these every step: no module walk
         self.gate_optimizer = ProximalAdam(
-            list(self.gates(model).values()),
+            self._gates,
             lr=c.gate_lr if c.gate_lr is not None else lr,
             threshold=self.threshold,
             mode=c.threshold_mode,
@@ -96,7 +98,7 @@ class SoRAMethod(Method):
 
     def extra_losses(self, model: nn.Module) -> dict[str, torch.Tensor]:
         """eta * sum|g| / (number of gates), one mean over all gates of the model as in src/trainer.py."""
-        gates = list(self.gates(model).values())
+        gates = self._gates or list(self.gates(model).values())
         if self.config.l1_weight == 0 or not gates:
             return {}
         return {"sora_l1": self.config.l1_weight * torch.cat([g.abs() for g in gates]).mean()}
