@@ -262,7 +262,7 @@ def test_apply_wraps_targets_and_freezes_all_but_adapters_and_head():
     adalora(only_qv, **dict(FAITHFUL, target_types=("query", "value")))
     assert sorted(n.rsplit(".", 1)[1] for n in adapted_layers(only_qv)) == ["query"] * 2 + ["value"] * 2
     no_match = ModelSpec(name="x", targets={"query": r"nothing\.here"}, head_patterns=("classifier",))
-    with pytest.raises(ValueError, match="matches targets"):
+    with pytest.raises(ValueError, match="matches the matrix types"):
         AdaLoRAMethod(AdaLoRAConfig(target_types=("query",)), no_match).apply(tiny_bert())
     assert method.on_evaluate(model, 1) == {}  # before on_train_start
     method.on_train_start(model, 30)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import torch
@@ -11,7 +10,7 @@ from torch import nn
 from peftbench.methods.adalora.allocator import BudgetSchedule, RankAllocator
 from peftbench.methods.adalora.config import AdaLoRAConfig
 from peftbench.methods.adalora.layer import SVDLinear
-from peftbench.methods.base import Method, ModelSpec
+from peftbench.methods.base import Method, ModelSpec, freeze, inject, matrix_records
 
 RANK_NOTE = (
     "ranks are read at mask steps (every delta_t steps between t_i and T - t_f, and at T - t_f, where the "
@@ -44,6 +43,9 @@ class AdaLoRAMethod(Method):
     """SVD-form adapters with importance-driven global rank allocation (Zhang et al., ICLR 2023)."""
 
     name = "adalora"
+    knob = "target_rank"
+    knob_kind = "rank"
+    budget_binds = "effective"  # the paper's budget is b(T), the total rank left after training
 
     def __init__(self, config: AdaLoRAConfig, spec: ModelSpec) -> None:
         super().__init__(config, spec)
@@ -53,29 +55,11 @@ class AdaLoRAMethod(Method):
 
     # --- injection --------------------------------------------------------------------------------
     def apply(self, model: nn.Module) -> nn.Module:
-        """Wrap every nn.Linear whose name fully matches a target regex; freeze all but adapters and head."""
+        """Wrap every nn.Linear of the target types in an SVD adapter; freeze all but adapters and head."""
         cfg = self.config
-        types = tuple(t for t in cfg.target_types if t in self.spec.targets)
-        if not types:
-            raise ValueError(f"none of target_types {cfg.target_types} is defined for model {self.spec.name}")
-        pattern = self.spec.target_regex(types)
-        names = [
-            name
-            for name, module in model.named_modules()
-            if isinstance(module, nn.Linear) and re.fullmatch(pattern, name)
-        ]
-        if not names:
-            raise ValueError(f"no nn.Linear in {self.spec.name} matches targets {types} (regex {pattern!r})")
-        for name in names:
-            parent_name, _, child = name.rpartition(".")
-            parent = model.get_submodule(parent_name)
-            base = getattr(parent, child)
-            setattr(parent, child, SVDLinear(base, cfg.initial_rank, cfg.lora_alpha, cfg.lora_dropout))
-        for param_name, param in model.named_parameters():
-            param.requires_grad_(self.spec.is_head(param_name))
-        for layer in adapted_layers(model).values():
-            for attr in SVDLinear.adapter_names:
-                getattr(layer, attr).requires_grad_(True)
+        inject(model, self.spec, cfg.target_types,
+               lambda name, base: SVDLinear(base, cfg.initial_rank, cfg.lora_alpha, cfg.lora_dropout))
+        freeze(model, self.spec)
         return model
 
     # --- training hooks ---------------------------------------------------------------------------
@@ -134,22 +118,15 @@ class AdaLoRAMethod(Method):
             return self.allocator.ranks()
         return {name: layer.rank for name, layer in adapted_layers(model).items()}
 
+    def final_ranks(self, model: nn.Module) -> dict[str, int]:
+        return self.current_ranks(model)
+
     def on_train_end(self, model: nn.Module) -> dict[str, Any]:
-        layers = adapted_layers(model)
-        matrices = {
-            name: {
-                "layer": self.spec.layer_of(name),
-                "type": self.spec.matrix_type(name),
-                "in_features": layer.in_features,
-                "out_features": layer.out_features,
-            }
-            for name, layer in layers.items()
-        }
         allocator = self.allocator
         return {
             "rank_history": list(allocator.history) if allocator else [],
             "rank_note": RANK_NOTE,
-            "matrices": matrices,
+            "matrices": matrix_records(model, self.spec),
             "final_ranks": self.current_ranks(model),
             "budget_schedule": allocator.schedule.to_dict() if allocator else {},
         }

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from peftbench.methods import register
-from peftbench.methods.base import Method, freeze_except
+from peftbench.methods.base import Method, freeze
 
 
 @dataclass
@@ -16,8 +16,11 @@ class BitFitConfig:
 class BitFitMethod(Method):
     name = "bitfit"
 
+    def trains_backbone_parameter(self, name: str) -> bool:
+        return name.endswith(".bias")
+
     def apply(self, model: nn.Module) -> nn.Module:
-        freeze_except(model, lambda name: name.endswith(".bias") or self.spec.is_head(name))
+        freeze(model, self.spec, self.trains_backbone_parameter)
         return model
 
 

@@ -16,6 +16,9 @@ class FullConfig:
 class FullMethod(Method):
     name = "full"
 
+    def trains_backbone_parameter(self, name: str) -> bool:
+        return True
+
     def apply(self, model: nn.Module) -> nn.Module:
         model.requires_grad_(True)
         return model

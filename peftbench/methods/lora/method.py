@@ -1,13 +1,10 @@
 from __future__ import annotations
 
-from typing import Any
-
 from peft import LoraConfig as PeftLoraConfig
 from peft import inject_adapter_in_model
-from peft.tuners.lora import LoraLayer
 from torch import nn
 
-from peftbench.methods.base import Method, freeze_except
+from peftbench.methods.base import Method, adapted_modules, freeze
 from peftbench.methods.lora.config import LoRAConfig
 
 
@@ -16,6 +13,8 @@ class LoRAMethod(Method):
     so the loop, the head and parameter counting treat every method alike."""
 
     name = "lora"
+    knob = "r"
+    knob_kind = "rank"
     config: LoRAConfig
 
     def apply(self, model: nn.Module) -> nn.Module:
@@ -27,14 +26,9 @@ class LoRAMethod(Method):
             bias="none",
         )
         model = inject_adapter_in_model(peft_config, model)
-        freeze_except(model, lambda name: "lora_" in name or self.spec.is_head(name))
+        freeze(model, self.spec)
         return model
 
-    def on_train_end(self, model: nn.Module) -> dict[str, Any]:
-        """The adapted matrices with their (uniform) rank, in the schema AdaLoRA and SoRA records use."""
-        matrices = {
-            name: {"layer": self.spec.layer_of(name), "type": self.spec.matrix_type(name),
-                   "in_features": module.in_features, "out_features": module.out_features}
-            for name, module in model.named_modules() if isinstance(module, LoraLayer)
-        }
-        return {"matrices": matrices, "final_ranks": dict.fromkeys(matrices, self.config.r)}
+    def final_ranks(self, model: nn.Module) -> dict[str, int]:
+        """Every adapted matrix keeps its rank r (the same schema as AdaLoRA's and SoRA's records)."""
+        return dict.fromkeys(adapted_modules(model), self.config.r)

@@ -15,13 +15,12 @@ adds the head, as the base class does for every method):
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import torch
 from torch import nn
 
-from peftbench.methods.base import Method, ModelSpec
+from peftbench.methods.base import Method, ModelSpec, freeze, inject, matrix_records, replace_module
 from peftbench.methods.sora.config import SoRAConfig
 from peftbench.methods.sora.layer import LoRALinear, SoRALinear, prune
 from peftbench.methods.sora.optimizer import ProximalAdam
@@ -44,13 +43,11 @@ def authors_approx_parameters(modules: dict[str, Adapted], hidden_size: int) -> 
     return full - 2 * hidden_size * zeroed
 
 
-def _replace(model: nn.Module, name: str, new: nn.Module) -> None:
-    parent_name, _, child = name.rpartition(".")
-    setattr(model.get_submodule(parent_name) if parent_name else model, child, new)
-
-
 class SoRAMethod(Method):
     name = "sora"
+    knob = "r"  # the initial rank; the gates prune below it, so the budget binds the trainable count
+    knob_kind = "rank"
+    sparsifiable = True
 
     def __init__(self, config: SoRAConfig, spec: ModelSpec) -> None:
         super().__init__(config, spec)
@@ -62,19 +59,10 @@ class SoRAMethod(Method):
 
     # -- injection --------------------------------------------------------------------------------
     def apply(self, model: nn.Module) -> nn.Module:
-        model.requires_grad_(False)
-        pattern = self.spec.target_regex(tuple(self.config.target_types))
-        targets = [
-            name for name, m in model.named_modules() if isinstance(m, nn.Linear) and re.fullmatch(pattern, name)
-        ]
-        if not targets:
-            raise ValueError(f"sora: no nn.Linear matches {self.spec.name} targets {self.config.target_types}")
         c = self.config
-        for name in targets:
-            _replace(model, name, SoRALinear(model.get_submodule(name), c.r, c.alpha, c.dropout, c.gate_init))
-        for name, parameter in model.named_parameters():
-            if self.spec.is_head(name):
-                parameter.requires_grad_(True)
+        inject(model, self.spec, c.target_types,
+               lambda name, base: SoRALinear(base, c.r, c.alpha, c.dropout, c.gate_init))
+        freeze(model, self.spec)
         return model
 
     # -- optimisation -----------------------------------------------------------------------------
@@ -136,15 +124,7 @@ class SoRAMethod(Method):
         hidden = getattr(getattr(model, "config", None), "hidden_size", None)
         return {
             "rank_history": list(self.rank_history),
-            "matrices": {
-                name: {
-                    "layer": self.spec.layer_of(name),
-                    "type": self.spec.matrix_type(name),
-                    "in_features": m.in_features,
-                    "out_features": m.out_features,
-                }
-                for name, m in modules.items()
-            },
+            "matrices": matrix_records(model, self.spec),
             "final_ranks": self.ranks(model),
             "initial_rank": self.config.r,
             "threshold": self.threshold,
@@ -163,7 +143,7 @@ class SoRAMethod(Method):
         """Replace every gated module by a plain LoRA module holding only its nonzero ranks."""
         for name, module in adapted_modules(model).items():
             if isinstance(module, SoRALinear):
-                _replace(model, name, prune(module))
+                replace_module(model, name, prune(module))
         self.gate_optimizer = None
 
     # -- resume -----------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, PretrainedConfig
 
-from peftbench.methods import ModelSpec
+from peftbench.models.roles import ModelSpec
 
 PACKAGE_PREFIX = "package://"
 
@@ -34,7 +34,7 @@ def resolve(reference: str) -> str:
     return str(path)
 
 
-CONFIG_DIR = Path(__file__).resolve().parents[1] / "conf" / "model"
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "conf" / "model"
 
 
 def load_model_config(name: str) -> Any:
