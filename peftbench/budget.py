@@ -7,8 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from peftbench import methods
-from peftbench.data.tasks import TASKS
+from peftbench import methods, tasks
 from peftbench.models import build_model, model_spec
 
 
@@ -19,8 +18,9 @@ class BudgetError(ValueError):
 def count_on_meta(run: Any, method_config: Any | None = None) -> dict[str, Any]:
     """Build the backbone on the meta device, apply the method, count parameters (adapter and head apart) and
     the adapter parameters expected to remain after training (``planned_effective``, None if training decides)."""
-    spec = model_spec(run.model)
-    model = build_model(run.model, TASKS[run.task.name].num_labels, meta=True)
+    family = tasks.family_for(run.task)
+    spec = model_spec(run.model, family.name)
+    model = build_model(run.model, family.num_labels(), model_class=family.model_class, meta=True)
     method = methods.get(run.method_name).method(method_config or run.method, spec)
     model = method.apply(model)
     return {**methods.count_parameters(model, spec), "planned_effective": method.planned_effective_parameters(model)}

@@ -32,6 +32,8 @@ class LoopState:
     batches_in_epoch: int = 0
     history: list[dict[str, Any]] = field(default_factory=list)
     running_loss: list[float] = field(default_factory=list)
+    examples_seen: int = 0  # training examples and non-padding tokens consumed, all processes together
+    tokens_seen: int = 0
     rng: dict[str, Any] | None = None  # set on resume; restored once the epoch's data iterator exists
 
 

@@ -67,20 +67,20 @@ def fail(message: str) -> None:
 def run_single(overrides: list[str]) -> None:
     from peftbench.budget import BudgetError
     from peftbench.config import ConfigError, validate
-    from peftbench.data import DataError
+    from peftbench.tasks.base import DataError
 
     cfg = compose_config(overrides)
     try:
         run = validate(cfg)
-        from peftbench.train import preflight  # heavy imports only after the config is valid
+        from peftbench.run import preflight  # heavy imports only after the config is valid
 
-        preflight(run)
+        run = preflight(run)
     except (ConfigError, BudgetError, DataError, FileNotFoundError) as error:
         fail(str(error))
     from peftbench.recipes import get_recipe
     from peftbench.summary import print_summary
 
-    record = get_recipe(run.recipe)(run)
+    record = get_recipe(run.recipe.name)(run)
     print_summary(record)
     write_report(run.paths, run.experiment_name)
 
@@ -106,7 +106,7 @@ def run_multirun(argv: list[str]) -> None:
 
     @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="config")
     def main(cfg: DictConfig) -> None:
-        get_recipe(str(cfg.get("recipe", "train")))(cfg)
+        get_recipe(str(cfg.recipe.name))(cfg)
 
     # The repository root on the search path makes sweeps/ a config group: `-m +sweeps=adalora_table1`.
     searchpath = [] if any(a.startswith("hydra.searchpath") for a in argv) else [f"hydra.searchpath=[file://{ROOT}]"]

@@ -18,7 +18,14 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
 from peftbench import methods
-from peftbench.data.tasks import TASKS
+from peftbench.models.roles import MATRIX_TYPES
+from peftbench.recipes.options import RECIPE_OPTIONS
+from peftbench.tasks import catalog
+
+QUANTIZATIONS = ("none", "nf4")
+# Keys of the task node that define the task rather than choose how to run it: left out of the run id, so that
+# describing a task more fully never renames (and re-runs) finished runs.
+TASK_DEFINITION = ("family", "metrics", "main_metric", "source", "label", "columns")
 
 
 class ConfigError(ValueError):
@@ -30,21 +37,35 @@ class ModelConfig:
     name: str
     pretrained: str | None
     tokenizer: str | None
-    head: list[str]
     architecture: dict[str, Any] | None
-    targets: dict[str, str]
+    targets: dict[str, str] | None = None  # matrix type -> regex; null = the roles of the model_type
+    head: list[str] | None = None  # head parameter patterns; null = the stated rule (peftbench/models/roles.py)
+    quantization: str = "none"  # backbone precision: none | nf4 (4-bit NormalFloat, double quantisation)
 
     def __post_init__(self) -> None:
-        unknown = sorted(set(self.targets) - set(methods.MATRIX_TYPES))
+        unknown = sorted(set(self.targets or {}) - set(MATRIX_TYPES))
         if unknown:
-            raise ValueError(f"model.targets: unknown matrix types {unknown}; allowed {list(methods.MATRIX_TYPES)}")
+            raise ValueError(f"model.targets: unknown matrix types {unknown}; allowed {list(MATRIX_TYPES)}")
         if self.pretrained is None and not self.architecture:
             raise ValueError("model: a random-init model (pretrained: null) needs `architecture`")
+        if self.quantization not in QUANTIZATIONS:
+            raise ValueError(f"model.quantization: {self.quantization!r}; allowed {list(QUANTIZATIONS)}")
+        if self.quantization != "none" and self.pretrained is None:
+            raise ValueError("model.quantization: quantises pretrained weights; a random-init model has none")
 
 
 @dataclass
 class TaskConfig:
+    """A task is data: its family, how it is scored, where its examples are (``source``, read by the family),
+    and the run's knobs (lengths, sample caps, evaluation protocol)."""
+
     name: str
+    family: str
+    metrics: list[str]
+    main_metric: str
+    source: dict[str, Any]
+    label: str | None = None
+    columns: dict[str, str] | None = None
     hub_id: str | None = None
     max_length: int = 128
     max_train_samples: int | None = None
@@ -53,10 +74,12 @@ class TaskConfig:
     split_seed: int = 42
 
     def __post_init__(self) -> None:
-        if self.name not in TASKS:
-            raise ValueError(f"task.name: unknown task {self.name!r}; allowed {sorted(TASKS)}")
+        if self.name not in catalog.tasks():
+            raise ValueError(f"task.name: unknown task {self.name!r}; allowed {sorted(catalog.tasks())}")
         if self.protocol not in ("adalora", "sora"):
             raise ValueError(f"task.protocol: {self.protocol!r}; allowed ['adalora', 'sora']")
+        if self.main_metric not in self.metrics:
+            raise ValueError(f"task.main_metric: {self.main_metric!r} is not among task.metrics {self.metrics}")
         for key in ("max_length", "max_train_samples", "max_eval_samples"):
             value = getattr(self, key)
             if value is not None and value < 1:
@@ -147,14 +170,18 @@ class RunConfig:
     seed: int = 42
     force: bool = False
     data_dir: str | None = None
-    recipe: str = "train"
+    recipe: Any = field(default_factory=lambda: RECIPE_OPTIONS["train"][1]())  # options dataclass, with .name
     resolved: dict[str, Any] = field(default_factory=dict)  # the composed YAML, as recorded in run.json
+    checked: bool = False  # preflight passed: data sources exist and the method config meets the budget
 
     @property
     def run_id(self) -> str:
         """Readable and deterministic: the same config always maps to the same record (skip / resume)."""
         semantic = {k: self.resolved.get(k) for k in ("method", "model", "task", "budget", "trainer", "seed",
                                                        "data_dir")}
+        semantic["task"] = {k: v for k, v in (semantic["task"] or {}).items() if k not in TASK_DEFINITION}
+        if self.recipe.name != "train":
+            semantic["recipe"] = self.resolved.get("recipe")
         digest = hashlib.sha1(json.dumps(semantic, sort_keys=True, default=str).encode()).hexdigest()[:8]
         return f"{self.task.name}-{self.method_name}-{self.budget.name}-{self.model.name}-seed{self.seed}-{digest}"
 
@@ -181,6 +208,48 @@ def _merge(schema: type, node: Any, key: str) -> Any:
         raise ConfigError(message if message.startswith(key) else f"{key}: {message}") from None
 
 
+def _top_level(resolved: dict[str, Any]) -> dict[str, Any]:
+    """Type checks of the top-level scalars (Hydra hands them over untyped)."""
+    seed, force = resolved.get("seed"), resolved.get("force")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ConfigError(f"seed: {seed!r} is not a non-negative integer")
+    if not isinstance(force, bool):
+        raise ConfigError(f"force: {force!r} is not a boolean; use force=true or force=false")
+    data_dir = resolved.get("data_dir")
+    if data_dir is not None and not isinstance(data_dir, str):
+        raise ConfigError(f"data_dir: {data_dir!r} is not a path")
+    return {"experiment_name": str(resolved.get("experiment_name")), "seed": seed, "force": force,
+            "data_dir": data_dir}
+
+
+def _recipe(node: Any) -> Any:
+    name = node.get("name") if isinstance(node, dict) else node
+    if name not in RECIPE_OPTIONS:
+        raise ConfigError(f"recipe: unknown recipe {name!r}; choose one of: {', '.join(sorted(RECIPE_OPTIONS))}")
+    return _merge(RECIPE_OPTIONS[name][1], node if isinstance(node, dict) else {"name": name}, "recipe")
+
+
+def _cross_checks(run: RunConfig, method_class: type) -> None:
+    """Checks that need more than one group."""
+    from peftbench import tasks
+
+    try:
+        tasks.family_for(run.task).check_config()
+    except (KeyError, ValueError) as error:
+        raise ConfigError(str(error).splitlines()[0].strip("'\"")) from None
+    if run.recipe.name == "sora_sparsity":
+        if not method_class.sparsifiable:
+            raise ConfigError(f"recipe=sora_sparsity: method {run.method_name} cannot be sparsified; use a method "
+                              f"that declares `sparsifiable` ({', '.join(_sparsifiable())})")
+        if run.recipe.stage_lr == "continue" and getattr(run.method, "threshold_times_lr", False):
+            raise ConfigError("recipe.stage_lr=continue leaves the lr at 0 after the dense stage, so a threshold "
+                              "scaled by the lr (method.threshold_times_lr=true) would never act; use restart")
+
+
+def _sparsifiable() -> list[str]:
+    return [name for name in methods.available() if methods.get(name).method.sparsifiable]
+
+
 def validate(cfg: DictConfig) -> RunConfig:
     """Check a composed config against the schema; raise :class:`ConfigError` with one clear line."""
     unknown = sorted(set(cfg.keys()) - TOP_LEVEL)
@@ -190,6 +259,7 @@ def validate(cfg: DictConfig) -> RunConfig:
         resolved = OmegaConf.to_container(cfg, resolve=True)
     except OmegaConfBaseException as error:
         raise ConfigError(f"{error.full_key}: {str(error).splitlines()[0]}") from None
+    top = _top_level(resolved)
     method_node = dict(resolved["method"])
     method_name = method_node.pop("name", None)
     try:
@@ -205,17 +275,11 @@ def validate(cfg: DictConfig) -> RunConfig:
         trainer=_merge(TrainerConfig, resolved["trainer"], "trainer"),
         logger=_merge(LoggerConfig, resolved["logger"], "logger"),
         paths=_merge(PathsConfig, resolved["paths"], "paths"),
-        experiment_name=str(cfg.experiment_name),
-        seed=int(cfg.seed),
-        force=bool(cfg.force),
-        data_dir=None if cfg.data_dir is None else str(cfg.data_dir),
-        recipe=str(cfg.get("recipe", "train")),
+        **top,
+        recipe=_recipe(resolved.get("recipe", "train")),
         resolved=resolved,
     )
-    from peftbench.recipes import RECIPES
-
-    if run.recipe not in RECIPES:
-        raise ConfigError(f"recipe: unknown recipe {run.recipe!r}; choose one of: {', '.join(sorted(RECIPES))}")
+    _cross_checks(run, entry.method)
     if run.budget.rank is not None and hasattr(run.method, "with_rank"):
         run.method = run.method.with_rank(run.budget.rank)
     return run

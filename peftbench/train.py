@@ -1,9 +1,6 @@
-"""The one training loop: every method runs through ``fit`` below, on Accelerate (1 or N processes).
-
-``train(cfg)`` validates the config, skips a run whose completed record exists, checks data paths and the
-budget before any weights load, builds everything (``setup``), resumes from a checkpoint if a previous attempt
-left one, runs ``fit`` and writes the run record (``running`` -> ``completed``, ``failed`` or ``preempted``)
-atomically.
+"""The one training loop: every method and every task family runs through ``fit`` below, on Accelerate (1 or N
+processes). ``setup`` builds the parts, ``fit`` runs optimizer steps and evaluations, ``run_training`` is the body
+of one run. A run's life around it (skip, lock, resume, record) is in :mod:`peftbench.run`.
 """
 
 from __future__ import annotations
@@ -11,27 +8,25 @@ from __future__ import annotations
 import itertools
 import math
 import time
-import traceback
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import DataLoaderConfiguration, broadcast_object_list, set_seed
+from accelerate.utils import set_seed
 from omegaconf import DictConfig
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
-from transformers import DataCollatorWithPadding, get_linear_schedule_with_warmup
+from transformers import get_linear_schedule_with_warmup
 
-from peftbench import checkpoint, methods, records
-from peftbench.budget import fit_budget
+from peftbench import checkpoint, methods, records, tasks
 from peftbench.checkpoint import LoopState, Preempted, StopFlag
 from peftbench.config import RunConfig, validate
-from peftbench.data import TASKS, TokenizedDataset, check_sources, load_task
 from peftbench.loggers import build_loggers
-from peftbench.metrics import compute_metrics
-from peftbench.models import build_model, build_tokenizer, model_spec, resolve
+from peftbench.models import build_model, build_tokenizer, model_spec
+from peftbench.run import execute, make_accelerator, run_dir_of  # noqa: F401 - make_accelerator for recipes
+from peftbench.tasks.base import TaskFamily
 
 
 @dataclass
@@ -40,38 +35,23 @@ class Parts:
 
     model: torch.nn.Module
     method: methods.Method
+    family: TaskFamily
     train_loader: DataLoader
     eval_loaders: dict[str, DataLoader]  # choose the best step
     test_loaders: dict[str, DataLoader]  # scored once, at the end
     extra_loaders: dict[str, DataLoader]  # recipe-specific sets (e.g. SoRA's memorization subset)
     optimizers: list[torch.optim.Optimizer]
-    datasets: dict[str, Any]
     data_info: dict[str, Any]
     parameters: dict[str, int]
     steps_per_epoch: int
 
 
-def preflight(run: RunConfig) -> None:
-    """Everything that can fail without weights: data paths, tokenizer location, the budget."""
-    check_sources(run.task.name, run.data_dir)
-    reference = run.model.tokenizer or run.model.pretrained
-    if reference is not None:
-        resolve(reference)
-    run.method = fit_budget(run)
-
-
-def build_data(run: RunConfig, tokenizer: Any) -> tuple[dict[str, TokenizedDataset], dict[str, Any]]:
-    splits = load_task(run.task.name, data_dir=run.data_dir, hub_id=run.task.hub_id, protocol=run.task.protocol,
-                       split_seed=run.task.split_seed)
-    regression = TASKS[run.task.name].is_regression
+def build_data(run: RunConfig, family: TaskFamily, tokenizer: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    splits = family.load(run.data_dir)
     cut_train, cut_eval = run.task.max_train_samples, run.task.max_eval_samples
-
-    def tokenized(examples: list, limit: int | None) -> TokenizedDataset:
-        return TokenizedDataset(examples[:limit], tokenizer, run.task.max_length, regression)
-
-    datasets = {"train": tokenized(splits.train, cut_train)}
-    datasets.update({name: tokenized(rows, cut_eval) for name, rows in splits.eval.items()})
-    datasets.update({name: tokenized(rows, cut_eval) for name, rows in splits.test.items()})
+    datasets = {"train": family.featurize(splits.train[:cut_train], tokenizer)}
+    datasets.update({name: family.featurize(rows[:cut_eval], tokenizer) for name, rows in splits.eval.items()})
+    datasets.update({name: family.featurize(rows[:cut_eval], tokenizer) for name, rows in splits.test.items()})
     info = {**splits.info, "eval_sets": list(splits.eval), "test_sets": list(splits.test),
             "used": {name: len(dataset) for name, dataset in datasets.items()}}
     return datasets, info
@@ -92,14 +72,15 @@ def setup(run: RunConfig, accelerator: Accelerator, extra_sets: Any = None) -> P
     """Data, model with the method applied, loaders and optimizers. ``extra_sets(datasets) -> {name: dataset}``
     adds evaluation-only sets (a recipe's)."""
     set_seed(run.seed)
+    family = tasks.family_for(run.task)
     tokenizer = build_tokenizer(run.model)
-    datasets, info = build_data(run, tokenizer)
-    spec = model_spec(run.model)
-    model = build_model(run.model, TASKS[run.task.name].num_labels)
+    datasets, info = build_data(run, family, tokenizer)
+    spec = model_spec(run.model, family.name)
+    model = build_model(run.model, family.num_labels(), model_class=family.model_class)
     method = methods.get(run.method_name).method(run.method, spec)
     model = method.apply(model)
     parameters = methods.count_parameters(model, spec)
-    collate = DataCollatorWithPadding(tokenizer)
+    collate = family.collator(tokenizer)
     train_loader = DataLoader(datasets["train"], batch_size=run.trainer.batch_size // accelerator.num_processes,
                               shuffle=True, collate_fn=collate, num_workers=run.trainer.num_workers)
     extra = extra_sets(datasets) if extra_sets else {}
@@ -109,38 +90,21 @@ def setup(run: RunConfig, accelerator: Accelerator, extra_sets: Any = None) -> P
     optimizers = build_optimizers(run, model, method)
     model, train_loader, *rest = accelerator.prepare(model, train_loader, *loaders.values(), *optimizers)
     loaders = dict(zip(loaders, rest[:len(loaders)], strict=True))
-    return Parts(model=model, method=method, train_loader=train_loader,
+    return Parts(model=model, method=method, family=family, train_loader=train_loader,
                  eval_loaders={n: loaders[n] for n in info["eval_sets"]},
                  test_loaders={n: loaders[n] for n in info["test_sets"]},
                  extra_loaders={n: loaders[n] for n in extra}, optimizers=rest[len(loaders):],
-                 datasets=datasets, data_info=info, parameters=parameters,
+                 data_info=info, parameters=parameters,
                  steps_per_epoch=math.ceil(len(train_loader) / run.trainer.gradient_accumulation_steps))
 
 
-@torch.no_grad()
-def evaluate(accelerator: Accelerator, model: torch.nn.Module, loader: DataLoader, task: str) -> dict[str, float]:
-    model.eval()
-    predictions, labels = [], []
-    for batch in loader:
-        logits = model(**{k: v for k, v in batch.items() if k != "labels"}).logits
-        scores = logits.squeeze(-1) if TASKS[task].is_regression else logits.argmax(-1)
-        scores, targets = accelerator.gather_for_metrics((scores, batch["labels"]))
-        predictions.append(scores.float().cpu())
-        labels.append(targets.float().cpu())
-    model.train()
-    predictions, labels = torch.cat(predictions).numpy(), torch.cat(labels).numpy()
-    if not TASKS[task].is_regression:
-        predictions, labels = predictions.astype(int), labels.astype(int)
-    return compute_metrics(TASKS[task].metrics, predictions, labels)
-
-
-def evaluate_sets(accelerator: Accelerator, model: torch.nn.Module, loaders: dict[str, DataLoader],
-                  task: str) -> dict[str, float]:
+def evaluate_sets(accelerator: Accelerator, parts: Parts, loaders: dict[str, DataLoader]) -> dict[str, float]:
     """Metrics of every set; validation keeps plain names, other sets are prefixed (``mismatched_accuracy``)."""
     metrics = {}
     for name, loader in loaders.items():
         prefix = "" if name == "validation" else f"{name}_"
-        metrics.update({prefix + key: value for key, value in evaluate(accelerator, model, loader, task).items()})
+        scores = parts.family.evaluate(parts.model, loader, accelerator, parts.method)
+        metrics.update({prefix + key: value for key, value in scores.items()})
     return metrics
 
 
@@ -165,14 +129,16 @@ def fit(run: RunConfig, accelerator: Accelerator, parts: Parts, schedulers: list
     eval_every = run.trainer.eval_every or parts.steps_per_epoch
     accumulation = run.trainer.gradient_accumulation_steps
     progress = tqdm(total=stop_step, initial=state.step, disable=not accelerator.is_main_process, desc=run.run_id)
+    seen = Seen(accelerator)
     method.on_train_start(unwrapped, stop_step)
     model.train()
     while state.step < stop_step:
         parts.train_loader.set_epoch(state.epoch)
         batches = resume_batches(accelerator, parts.train_loader, state.batches_in_epoch * accumulation, state)
         for batch in batches:
+            seen.add(batch)
             with accelerator.accumulate(model):
-                task_loss = model(**batch).loss
+                task_loss = model(**method.prepare_inputs(unwrapped, batch)).loss
                 extra = method.extra_losses(unwrapped)
                 loss = task_loss + sum(extra.values())
                 if not torch.isfinite(loss):
@@ -202,6 +168,7 @@ def fit(run: RunConfig, accelerator: Accelerator, parts: Parts, schedulers: list
             stopping = flag is not None and stop_requested(accelerator, flag)
             every = run.trainer.checkpoint_every
             if save is not None and (stopping or evaluated or (every and state.step % every == 0)):
+                seen.flush(state)
                 save(state)
             if stopping:
                 raise Preempted(f"stopped by {flag.signal_name or 'signal'} after step {state.step}", flag)
@@ -209,8 +176,30 @@ def fit(run: RunConfig, accelerator: Accelerator, parts: Parts, schedulers: list
                 break
         else:
             state.epoch, state.batches_in_epoch = state.epoch + 1, 0
+    seen.flush(state)
     progress.close()
     return state
+
+
+class Seen:
+    """Examples and non-padding tokens trained on, summed over processes. Counted on the device and read only at
+    checkpoints and at the end, so the loop adds no synchronisation per step."""
+
+    def __init__(self, accelerator: Accelerator) -> None:
+        self.accelerator = accelerator
+        self.counts = torch.zeros(2, dtype=torch.long, device=accelerator.device)
+
+    def add(self, batch: dict[str, Any]) -> None:
+        mask = batch.get("attention_mask")
+        tokens = mask.sum() if mask is not None else batch["input_ids"].numel()
+        self.counts[0] += len(batch["input_ids"])
+        self.counts[1] += tokens
+
+    def flush(self, state: LoopState) -> None:
+        examples, tokens = self.accelerator.reduce(self.counts, "sum").tolist()
+        state.examples_seen += int(examples)
+        state.tokens_seen += int(tokens)
+        self.counts.zero_()
 
 
 def resume_batches(accelerator: Accelerator, loader: DataLoader, skip: int, state: LoopState) -> Any:
@@ -230,76 +219,26 @@ def evaluate_step(run: RunConfig, accelerator: Accelerator, parts: Parts, state:
     unwrapped = accelerator.unwrap_model(parts.model)
     entry = {"step": state.step, "epoch": round(state.step / parts.steps_per_epoch, 4),
              "train_loss": sum(state.running_loss) / max(len(state.running_loss), 1),
-             "eval": evaluate_sets(accelerator, parts.model, parts.eval_loaders, run.task.name),
+             "eval": evaluate_sets(accelerator, parts, parts.eval_loaders),
              "method": parts.method.on_evaluate(unwrapped, state.step)}
     state.history.append(entry)
     state.running_loss = []
     log.log({f"eval/{k}": v for k, v in entry["eval"].items()}, state.step)
 
 
-def summarize(history: list[dict[str, Any]], main_metric: str, test: dict[str, float]) -> dict[str, Any]:
-    best = max(history, key=lambda entry: entry["eval"][main_metric])
-    return {"main_metric": main_metric, "final": {**history[-1]["eval"], **test}, "best": best["eval"],
+def summarize(history: list[dict[str, Any]], family: TaskFamily, test: dict[str, float]) -> dict[str, Any]:
+    """Final and best evaluation; the best is chosen on the evaluation set in the main metric's direction."""
+    best = history[0]
+    for entry in history[1:]:
+        best = entry if family.better(entry["eval"], best["eval"]) else best
+    return {"main_metric": family.task.main_metric, "final": {**history[-1]["eval"], **test}, "best": best["eval"],
             "best_step": best["step"]}
-
-
-def make_accelerator(run: RunConfig) -> Accelerator:
-    return Accelerator(cpu=run.trainer.cpu, mixed_precision=run.trainer.mixed_precision,
-                       gradient_accumulation_steps=run.trainer.gradient_accumulation_steps,
-                       dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True))
 
 
 def train(cfg: DictConfig | RunConfig) -> dict[str, Any]:
     """Run one configuration; returns its record (the existing one if it already completed)."""
     run = cfg if isinstance(cfg, RunConfig) else validate(cfg)
-    return execute(run, Path(run.paths.results_dir) / run.experiment_name / run.run_id, run_training)
-
-
-def execute(run: RunConfig, run_dir: Path, body: Any, **record_fields: Any) -> dict[str, Any]:
-    """The record's life around ``body(run, accelerator, run_dir, record, write, resume) -> record``: skip a
-    completed run, check inputs before weights load, resume from a checkpoint, mark failures and preemptions."""
-    if records.is_completed(run_dir) and not run.force:
-        print(f"skipping {run.run_id}: completed record at {run_dir / records.RECORD_NAME} (force=true re-runs it)")
-        return records.read_record(run_dir)
-    preflight(run)
-    accelerator = make_accelerator(run)
-    with records.run_lock(run_dir, held=accelerator.is_main_process):
-        # Another attempt at the same run may have finished while this one waited for the lock.
-        skip = [records.is_completed(run_dir) and not run.force]
-        if accelerator.num_processes > 1:
-            broadcast_object_list(skip)
-        if skip[0]:
-            print(f"skipping {run.run_id}: another attempt completed it while this one waited")
-            return records.read_record(run_dir)
-        return attempt(run, accelerator, run_dir, body, record_fields)
-
-
-def attempt(run: RunConfig, accelerator: Accelerator, run_dir: Path, body: Any,
-            record_fields: dict[str, Any]) -> dict[str, Any]:
-    """One attempt at a run, holding its lock: resume or start, record the outcome."""
-    checkpoint_path = run_dir / checkpoint.CHECKPOINT_NAME
-    if run.force and accelerator.is_main_process:
-        checkpoint_path.unlink(missing_ok=True)
-    accelerator.wait_for_everyone()
-    resume = checkpoint.load(checkpoint_path)
-    record = resume["extra"]["record"] if resume else {**new_record(run, accelerator.num_processes), **record_fields}
-    record.update(status="running", failure=None)
-    write = (lambda: records.write_json_atomic(run_dir / records.RECORD_NAME, record)) \
-        if accelerator.is_main_process else (lambda: None)
-    write()
-    started, previous = time.time(), record.get("wall_time_s") or 0.0
-    try:
-        return body(run, accelerator, run_dir, record, write, resume)
-    except BaseException as error:
-        preempted = isinstance(error, Preempted)
-        record.update(status="preempted" if preempted else "failed", finished_at=records.now(),
-                      wall_time_s=round(previous + time.time() - started, 2),
-                      failure={"type": type(error).__name__, "message": str(error)[:2000],
-                               "traceback": traceback.format_exc()[-8000:]})
-        write()
-        if preempted and error.flag is not None:
-            error.flag.hand_over()  # e.g. submitit's handler requeues the job; it may exit here
-        raise
+    return execute(run, run_dir_of(run), run_training)
 
 
 def run_training(run: RunConfig, accelerator: Accelerator, run_dir: Path, record: dict, write: Any,
@@ -331,11 +270,11 @@ def run_training(run: RunConfig, accelerator: Accelerator, run_dir: Path, record
         state = fit(run, accelerator, parts, schedulers, total_steps, log, state, save=save, flag=flag)
     finally:
         flag.uninstall()
-    test = evaluate_sets(accelerator, parts.model, parts.test_loaders, run.task.name) if parts.test_loaders else {}
+    test = evaluate_sets(accelerator, parts, parts.test_loaders) if parts.test_loaders else {}
     record["method_records"] = parts.method.on_train_end(unwrapped)
     record["parameters"]["effective"] = parts.method.effective_parameters(unwrapped)
     record.update(status="completed", history=state.history, total_steps=total_steps,
-                  metrics=summarize(state.history, TASKS[run.task.name].main_metric, test),
+                  metrics=summarize(state.history, parts.family, test), cost=cost(accelerator, state),
                   finished_at=records.now(), wall_time_s=round(elapsed + time.time() - started, 2),
                   peak_memory_mb=records.peak_memory_mb())
     log.finish()
@@ -345,10 +284,9 @@ def run_training(run: RunConfig, accelerator: Accelerator, run_dir: Path, record
     return record
 
 
-def new_record(run: RunConfig, world_size: int) -> dict[str, Any]:
-    return {"schema_version": records.SCHEMA_VERSION, "run_id": run.run_id, "experiment": run.experiment_name,
-            "status": "running", "failure": None, "method": run.method_name, "model": run.model.name,
-            "task": run.task.name, "budget": run.budget.name, "seed": run.seed, "config": run.resolved,
-            "method_config": asdict(run.method), "started_at": records.now(), "finished_at": None,
-            "wall_time_s": None, "world_size": world_size, "versions": records.package_versions(),
-            "git": records.git_state()}
+def cost(accelerator: Accelerator, state: LoopState) -> dict[str, Any]:
+    """What the run consumed, for throughput tables: optimizer steps, examples and non-padding tokens trained on."""
+    device = accelerator.device
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else device.type
+    return {"device": name, "world_size": accelerator.num_processes, "optimizer_steps": state.step,
+            "examples_seen": state.examples_seen, "tokens_seen": state.tokens_seen}

@@ -1,4 +1,5 @@
-"""Recipes: multi-stage procedures built from the functions of ``peftbench.train`` (never a second loop)."""
+"""Recipes: multi-stage procedures built from the functions of ``peftbench.train`` (never a second loop).
+Each is chosen by the ``recipe`` config group; its options are a dataclass in :mod:`peftbench.recipes.options`."""
 
 from __future__ import annotations
 
@@ -6,12 +7,11 @@ import importlib
 from collections.abc import Callable
 from typing import Any
 
-# recipe name (top-level `recipe` key) -> "module:function" taking the composed config, returning the record
-RECIPES = {"train": "peftbench.train:train", "sora_sparsity": "peftbench.recipes.sora_sparsity:run_sparsity"}
+from peftbench.recipes.options import RECIPE_OPTIONS
 
 
 def get_recipe(name: str) -> Callable[[Any], dict[str, Any]]:
-    if name not in RECIPES:
-        raise KeyError(f"unknown recipe {name!r}; choose one of: {', '.join(sorted(RECIPES))}")
-    module, _, function = RECIPES[name].partition(":")
+    if name not in RECIPE_OPTIONS:
+        raise KeyError(f"unknown recipe {name!r}; choose one of: {', '.join(sorted(RECIPE_OPTIONS))}")
+    module, _, function = RECIPE_OPTIONS[name][0].partition(":")
     return getattr(importlib.import_module(module), function)

@@ -1,17 +1,18 @@
 """SoRA's sparsifying scheduler (Ding et al., EMNLP 2023, Algorithm 1) as a recipe around ``train.fit``.
 
-``python -m peftbench.recipes.sora_sparsity method=sora method.schedule=linear method.threshold=0
-method.threshold_end=7e-4 method.l1_weight=1e-3 task=rte`` trains a dense stage (``trainer.epochs`` at the
-first threshold), then one stage of ``method.stage_epochs`` per further threshold, and after each stage
-records the threshold, the nonzero adapter parameters, memorization (main metric on a fixed seeded training
-subset, % of the dense stage's) and generalization (validation main metric, % of the dense stage's).
+``python -m peftbench method=sora recipe=sora_sparsity task=rte method.l1_weight=1e-3`` trains a dense stage
+(``trainer.epochs`` at ``recipe.threshold_start``), then one stage of ``recipe.stage_epochs`` per further threshold
+up to ``recipe.threshold_end``, and after each stage records the threshold, the nonzero adapter parameters,
+memorization (main metric on a fixed seeded training subset, % of the dense stage's) and generalization
+(validation main metric, % of the dense stage's). Options: conf/recipe/sora_sparsity.yaml.
 
-Learning rate across stages (``method.stage_lr``):
-- ``continue`` (default, the authors' code): the dense stage's warm-up/linear-decay schedules keep running, so
+Learning rate across stages (``recipe.stage_lr``):
+- ``restart`` (default, Algorithm 1 as written: every stage trains): each stage gets fresh schedules (warm-up
+  ratio and linear decay over the stage's own steps); optimizer moments carry over.
+- ``continue`` (the authors' released code): the dense stage's warm-up/linear-decay schedules keep running, so
   from the first sparsifying stage on every lr is 0. Adam then moves nothing and each stage only shrinks the
-  gates by xi per step (their threshold is not scaled by the lr), which is what the authors' Figure 3 measures.
-- ``restart``: each stage gets fresh schedules (warm-up ratio and linear decay over the stage's own steps);
-  optimizer moments carry over. This is the reading of Algorithm 1 in which every stage re-trains.
+  gates by xi per step (their threshold is not scaled by the lr): memorization and generalization then measure
+  that shrinkage alone, not re-training.
 
 Known differences from the authors' run (see the final report): they reload the best dense-stage checkpoint
 before measuring the reference metrics; here the dense stage's final model is the reference.
@@ -19,7 +20,6 @@ before measuring the reference metrics; here the dense stage's final model is th
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -32,10 +32,10 @@ from torch.utils.data import Subset
 from peftbench import records
 from peftbench.checkpoint import LoopState
 from peftbench.config import ConfigError, RunConfig, validate
-from peftbench.data import TASKS
 from peftbench.loggers import build_loggers
 from peftbench.methods.sora.sparsity import threshold_schedule
-from peftbench.train import Parts, build_schedulers, evaluate, evaluate_sets, execute, fit, setup, summarize
+from peftbench.run import execute, run_dir_of
+from peftbench.train import Parts, build_schedulers, evaluate_sets, fit, setup, summarize
 
 RECIPE = "sora_sparsity"
 MEMORIZATION = "memorization"  # the extra evaluation set: a fixed training subset
@@ -55,17 +55,17 @@ def relative(value: float, reference: float) -> float | None:
 def memorization_sets(run: RunConfig) -> Any:
     """The fixed training subset, added to ``train.setup``'s evaluation-only sets."""
     return lambda datasets: {MEMORIZATION: memorization_subset(
-        datasets["train"], run.method.memorization_examples, run.method.memorization_seed)}
+        datasets["train"], run.recipe.memorization_examples, run.recipe.memorization_seed)}
 
 
-def measure(accelerator: Accelerator, parts: Parts, task: str, validation: dict) -> dict[str, Any]:
+def measure(accelerator: Accelerator, parts: Parts, validation: dict) -> dict[str, Any]:
     """Stage-end metrics: training subset, validation sets (``fit`` has just evaluated them), test sets, and
     what the gates leave."""
-    model, unwrapped = parts.model, accelerator.unwrap_model(parts.model)
+    unwrapped = accelerator.unwrap_model(parts.model)
     return {
-        "train_subset": evaluate(accelerator, model, parts.extra_loaders[MEMORIZATION], task),
+        "train_subset": evaluate_sets(accelerator, parts, {"validation": parts.extra_loaders[MEMORIZATION]}),
         "validation": validation,
-        "test": evaluate_sets(accelerator, model, parts.test_loaders, task) if parts.test_loaders else {},
+        "test": evaluate_sets(accelerator, parts, parts.test_loaders) if parts.test_loaders else {},
         "nonzero_parameters": parts.method.nonzero_parameters(unwrapped),
         "ranks": parts.method.ranks(unwrapped),
     }
@@ -75,9 +75,8 @@ def sparsify(run: RunConfig, accelerator: Accelerator, parts: Parts, log: Any) -
     """Algorithm 1: the dense stage, then one stage per further threshold; returns history and stage table.
 
     One ``LoopState`` runs through all stages, so steps, epochs and the data order continue across them."""
-    c, task = run.method, run.task.name
-    main = TASKS[task].main_metric
-    thresholds = threshold_schedule(c.schedule, c.threshold, c.threshold_end, c.num_thresholds)
+    c, main = run.recipe, run.task.main_metric
+    thresholds = threshold_schedule(c.schedule, c.threshold_start, c.threshold_end, c.num_thresholds)
     dense_steps = run.trainer.max_steps or run.trainer.epochs * parts.steps_per_epoch
     stage_steps = c.stage_epochs * parts.steps_per_epoch
     schedulers = build_schedulers(run, parts.optimizers, dense_steps)
@@ -91,7 +90,7 @@ def sparsify(run: RunConfig, accelerator: Accelerator, parts: Parts, log: Any) -
         state = fit(run, accelerator, parts, schedulers, state.step + steps, log, state)
         for entry in state.history[first:]:
             entry["stage"] = stage
-        metrics = measure(accelerator, parts, task, validation=state.history[-1]["eval"])  # fit evaluates its last step
+        metrics = measure(accelerator, parts, validation=state.history[-1]["eval"])  # fit evaluates its last step
         if stage == 0:  # the dense stage is the 100% reference of both ratios
             reference = (metrics["train_subset"][main], metrics["validation"][main])
         stages.append({"stage": stage, "threshold": xi, "step": state.step, **metrics,
@@ -100,7 +99,7 @@ def sparsify(run: RunConfig, accelerator: Accelerator, parts: Parts, log: Any) -
         log.log({f"sparsity/{k}": stages[-1][k] for k in ("threshold", "nonzero_parameters", "memorization",
                                                           "generalization") if stages[-1][k] is not None}, state.step)
     return {"history": state.history, "stages": stages, "thresholds": thresholds, "total_steps": state.step,
-            "main_metric": main}
+            "main_metric": main, "stage_lr": c.stage_lr}
 
 
 def run_sparsity(cfg: DictConfig | RunConfig) -> dict[str, Any]:
@@ -108,13 +107,9 @@ def run_sparsity(cfg: DictConfig | RunConfig) -> dict[str, Any]:
 
     Not resumable from a mid-stage checkpoint: a preempted run is recorded as such and redone from the start."""
     run = cfg if isinstance(cfg, RunConfig) else validate(cfg)
-    if run.method_name != "sora" or run.method.schedule is None:
-        raise ConfigError(
-            f"{RECIPE}: needs method=sora with method.schedule set (linear, log_linear, "
-            f"exp_linear), got method={run.method_name}"
-        )
-    run_dir = Path(run.paths.results_dir) / run.experiment_name / f"{run.run_id}-{RECIPE}"
-    return execute(run, run_dir, _sparsity_body, recipe=RECIPE)
+    if run.recipe.name != RECIPE:
+        raise ConfigError(f"{RECIPE}: the config's recipe is {run.recipe.name!r}; add recipe={RECIPE}")
+    return execute(run, run_dir_of(run, f"-{RECIPE}"), _sparsity_body, recipe=RECIPE)
 
 
 def _sparsity_body(run: RunConfig, accelerator: Accelerator, run_dir: Path, record: dict, write: Any,
@@ -132,7 +127,7 @@ def _sparsity_body(run: RunConfig, accelerator: Accelerator, run_dir: Path, reco
         history=result["history"],
         total_steps=result["total_steps"],
         sparsity={k: v for k, v in result.items() if k != "history"},
-        metrics=summarize(result["history"], result["main_metric"], final["test"]),
+        metrics=summarize(result["history"], parts.family, final["test"]),
         method_records=parts.method.on_train_end(unwrapped),
     )
     record["method_records"]["stages"] = result["stages"]
@@ -142,20 +137,3 @@ def _sparsity_body(run: RunConfig, accelerator: Accelerator, run_dir: Path, reco
     log.finish()
     write()
     return record
-
-
-def main(argv: list[str] | None = None) -> None:
-    from peftbench.cli import check_options, compose_config, normalise
-
-    overrides = normalise(sys.argv[1:] if argv is None else argv)
-    check_options(overrides)
-    record = run_sparsity(compose_config(overrides))
-    for stage in record["sparsity"]["stages"]:
-        print(
-            f"stage {stage['stage']}: xi={stage['threshold']:.3g} nonzero={stage['nonzero_parameters']:,} "
-            f"memorization={stage['memorization']} generalization={stage['generalization']}"
-        )
-
-
-if __name__ == "__main__":
-    main()

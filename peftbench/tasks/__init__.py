@@ -1,0 +1,46 @@
+"""Task families: one folder per family (``classification/``, later ``extractive_qa/``, ``seq2seq/``), registered
+by name like methods. A task is a YAML file under conf/task naming its family; :mod:`peftbench.tasks.catalog`
+reads those without torch. Families are imported on first use, so ``import peftbench.tasks.catalog`` stays light.
+
+Adding a family touches only ``peftbench/tasks/<family>/`` (a :class:`~peftbench.tasks.base.TaskFamily`
+subclass and an ``__init__`` that calls :func:`register`) plus the conf/task files of its tasks.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from typing import Any
+
+_FAMILIES: dict[str, type] = {}
+
+
+def register(name: str, family: type) -> None:
+    if name != name.lower() or not name.isidentifier():
+        raise ValueError(f"family names are lower-case identifiers, got {name!r}")
+    if name in _FAMILIES:
+        raise ValueError(f"task family {name!r} is registered twice")
+    _FAMILIES[name] = family
+
+
+def _discover() -> None:
+    for module in pkgutil.iter_modules(__path__):
+        if module.ispkg:
+            importlib.import_module(f"{__name__}.{module.name}")
+
+
+def available() -> list[str]:
+    if not _FAMILIES:
+        _discover()
+    return sorted(_FAMILIES)
+
+
+def get(name: str) -> type:
+    if name not in available():
+        raise KeyError(f"unknown task family {name!r}; choose one of: {', '.join(available())}")
+    return _FAMILIES[name]
+
+
+def family_for(task: Any) -> Any:
+    """The family object for a validated task config (``peftbench.config.TaskConfig``)."""
+    return get(task.family)(task)

@@ -1,0 +1,88 @@
+"""What a task family owns, and the one contract the loop uses to evaluate any task.
+
+A family plays the role of lm-evaluation-harness's output type: it decides what the model is asked and how the
+answer is scored. The loop and the recipes call, for any task::
+
+    family = peftbench.tasks.family_for(run.task)
+    family.check_sources(data_dir)               # before weights load: local files exist, no network
+    splits = family.load(data_dir)               # examples: train, eval sets (choose the best step), test sets
+    dataset = family.featurize(examples, tokenizer)   # one example may become several features
+    loader = DataLoader(dataset, collate_fn=family.collator(tokenizer))
+    model_class = family.model_class             # transformers AutoModelFor... name
+    predictions = family.predict(model, loader, accelerator, method)  # gathered over N processes
+    metrics = family.score(predictions, dataset) # per-example results aggregated to corpus metrics
+
+The direction of every metric comes from :mod:`peftbench.tasks.catalog`; :meth:`TaskFamily.better` uses it to
+choose the best checkpoint.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from peftbench.tasks.catalog import metric
+
+
+class DataError(ValueError):
+    """A dataset path or file is missing or malformed."""
+
+
+@dataclass
+class TaskSplits:
+    train: list[Any]
+    eval: dict[str, list[Any]]  # "validation" (+ "mismatched" for MNLI): chooses the best step
+    test: dict[str, list[Any]] = field(default_factory=dict)  # labelled held-out sets, scored at the end
+    info: dict[str, Any] = field(default_factory=dict)  # provenance, recorded in run.json
+
+
+class TaskFamily(ABC):
+    """One way of asking a model and scoring it; a task config (``run.task``) selects the data."""
+
+    name: ClassVar[str]
+    model_class: ClassVar[str]  # e.g. "AutoModelForSequenceClassification"
+
+    def __init__(self, task: Any) -> None:
+        self.task = task
+
+    def check_config(self) -> None:
+        """Config-only checks (no files, no network); raise ``ValueError`` with one line."""
+
+    @abstractmethod
+    def check_sources(self, data_dir: str | None) -> None:
+        """Fail with :class:`DataError` before any model loads when a local source is missing."""
+
+    @abstractmethod
+    def load(self, data_dir: str | None) -> TaskSplits:
+        """The task's examples from the hub or from local files."""
+
+    def num_labels(self) -> int | None:
+        """Output size of the head the model class needs (None when the family has no label head)."""
+        return None
+
+    @abstractmethod
+    def featurize(self, examples: list[Any], tokenizer: Any) -> Any:
+        """A torch Dataset of model inputs (and labels) for ``examples``."""
+
+    @abstractmethod
+    def collator(self, tokenizer: Any) -> Any:
+        """Batches features (dynamic padding)."""
+
+    @abstractmethod
+    def predict(self, model: Any, loader: Any, accelerator: Any, method: Any) -> Any:
+        """Run the model over ``loader`` on every process and gather the predictions without duplicates."""
+
+    @abstractmethod
+    def score(self, predictions: Any, dataset: Any) -> dict[str, float]:
+        """Corpus metrics named in ``task.metrics`` from gathered predictions."""
+
+    def evaluate(self, model: Any, loader: Any, accelerator: Any, method: Any) -> dict[str, float]:
+        return self.score(self.predict(model, loader, accelerator, method), loader.dataset)
+
+    def better(self, candidate: dict[str, float], incumbent: dict[str, float]) -> bool:
+        """Whether ``candidate`` beats ``incumbent`` on the main metric, in that metric's direction."""
+        main = self.task.main_metric
+        if metric(main).higher_is_better:
+            return candidate[main] > incumbent[main]
+        return candidate[main] < incumbent[main]

@@ -1,0 +1,53 @@
+"""Behaviour pins: tiny runs whose metrics and losses were recorded before the task-family redesign
+(commit 212fe45) must come out the same after it. ``python tests/test_pinned_metrics.py OUT.json`` regenerates
+the pins with whatever code is importable (run it on the old commit to make them)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from support import GLUE_DIR, compose, tiny_overrides  # noqa: E402
+
+PINS = Path(__file__).resolve().parent / "pinned_metrics.json"
+CASES = {
+    "lora-rotten_tomatoes": ["method=lora"],
+    "adalora-rotten_tomatoes": ["method=adalora"],
+    "sora-rotten_tomatoes": ["method=sora"],
+    "bitfit-rotten_tomatoes": ["method=bitfit"],
+    "full-rotten_tomatoes": ["method=full"],
+    "lora-stsb-tiny_deberta": ["method=lora", "task=stsb", "model=tiny_deberta", f"data_dir={GLUE_DIR}"],
+    "lora-mrpc-sora-protocol": ["method=lora", "task=mrpc", "task.protocol=sora", f"data_dir={GLUE_DIR}"],
+    "adalora-rte-tiny_bart": ["method=adalora", "task=rte", "model=tiny_bart", f"data_dir={GLUE_DIR}"],
+    "sora-cola-tiny_roberta": ["method=sora", "task=cola", "model=tiny_roberta", f"data_dir={GLUE_DIR}"],
+}
+
+
+def observe(case: list[str], results: Path) -> dict:
+    from peftbench.train import train
+
+    record = train(compose(tiny_overrides(results, *case)))
+    return {"metrics": record["metrics"], "losses": [h["train_loss"] for h in record["history"]],
+            "parameters": {k: record["parameters"][k] for k in ("trainable", "adapter", "head", "total")}}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_tiny_run_matches_its_pin(tmp_path, name: str) -> None:
+    pinned = json.loads(PINS.read_text())[name]
+    seen = observe(CASES[name], tmp_path)
+    assert seen["parameters"] == pinned["parameters"]
+    assert seen["losses"] == pytest.approx(pinned["losses"], abs=1e-6)
+    for kind in ("final", "best"):
+        assert seen["metrics"][kind] == pytest.approx(pinned["metrics"][kind], abs=1e-6)
+    assert seen["metrics"]["best_step"] == pinned["metrics"]["best_step"]
+
+
+if __name__ == "__main__":
+    with tempfile.TemporaryDirectory() as folder:
+        pins = {name: observe(case, Path(folder) / name) for name, case in CASES.items()}
+    Path(sys.argv[1]).write_text(json.dumps(pins, indent=1, sort_keys=True))
