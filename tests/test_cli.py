@@ -58,7 +58,7 @@ def test_single_run_prints_its_record_and_report_with_a_heatmap(tmp_path) -> Non
 
 
 def test_sparsity_recipe_runs_from_the_cli(tmp_path) -> None:
-    result = peftbench("+experiment=sora_sparsity_quick", *TINY, "method.stage_epochs=1", "method.num_thresholds=2",
+    result = peftbench("+experiment=sora_sparsity_quick", *TINY, "recipe.stage_epochs=1", "recipe.num_thresholds=2",
                        cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     (record,) = (tmp_path / "results" / "sora_sparsity_quick").rglob("run.json")

@@ -13,6 +13,7 @@ from peftbench.methods import get
 from peftbench.methods.sora import SoRAConfig, SoRAMethod
 from peftbench.methods.sora.layer import LoRALinear, SoRALinear, prune
 from peftbench.methods.sora.optimizer import ProximalAdam, official_threshold, soft_threshold
+from peftbench.recipes.options import SparsityOptions
 from peftbench.methods.sora.sparsity import exp_linear, linear, log_linear, threshold_schedule
 from peftbench.models import load_model_config, model_spec
 
@@ -72,16 +73,26 @@ def test_registered_with_authors_defaults():
         ({"threshold": -1.0}, ">= 0"),
         ({"threshold_mode": "soft"}, "threshold_mode"),
         ({"gate_lr": 0.0}, "gate_lr"),
-        ({"schedule": "cosine", "threshold_end": 1e-3}, "schedule must be"),
-        ({"schedule": "linear"}, "threshold_end > threshold"),
-        ({"schedule": "exp_linear", "threshold": 0.0, "threshold_end": 1e-3}, "exp_linear needs"),
-        ({"schedule": "linear", "threshold_end": 1e-3, "num_thresholds": 1}, "num_thresholds"),
-        ({"schedule": "linear", "threshold_end": 1e-3, "threshold_times_lr": True}, "stage_lr=restart"),
     ],
 )
 def test_config_rejects_bad_values(kwargs, words):
     with pytest.raises(ValueError, match=words):
         SoRAConfig(**kwargs)
+
+
+@pytest.mark.parametrize(
+    "kwargs, words",
+    [
+        ({"schedule": "cosine"}, "schedule must be"),
+        ({"threshold_end": 0.0}, "must exceed recipe.threshold_start"),
+        ({"schedule": "exp_linear", "threshold_start": 0.0}, "exp_linear needs"),
+        ({"num_thresholds": 1}, "num_thresholds"),
+        ({"stage_lr": "sometimes"}, "stage_lr must be"),
+    ],
+)
+def test_sparsity_options_reject_bad_values(kwargs, words):
+    with pytest.raises(ValueError, match=words):
+        SparsityOptions(**kwargs)
 
 
 # -- layer ---------------------------------------------------------------------------------------

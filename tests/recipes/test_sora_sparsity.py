@@ -30,12 +30,12 @@ def overrides(tmp_path, *extra: str) -> list[str]:
         "task.max_eval_samples=16",
         "trainer.max_steps=4",
         "trainer.eval_every=4",
-        "method.schedule=linear",
-        "method.threshold=0",
-        "method.threshold_end=0.2",
-        "method.num_thresholds=3",
-        "method.stage_epochs=1",
-        "method.memorization_examples=20",
+        "recipe=sora_sparsity",
+        "recipe.threshold_start=0",
+        "recipe.threshold_end=0.2",
+        "recipe.num_thresholds=3",
+        "recipe.stage_epochs=1",
+        "recipe.memorization_examples=20",
         *extra,
     ]
 
@@ -65,7 +65,7 @@ def test_record_has_one_row_per_stage(tmp_path):
 
 @pytest.mark.parametrize("stage_lr", ["continue", "restart"])
 def test_stage_lr(tmp_path, stage_lr):
-    run = validate(compose_config(overrides(tmp_path, f"method.stage_lr={stage_lr}", "method.num_thresholds=2")))
+    run = validate(compose_config(overrides(tmp_path, f"recipe.stage_lr={stage_lr}", "recipe.num_thresholds=2")))
     accelerator = Accelerator(cpu=True)
     capture = Capture()
     sparsify(run, accelerator, setup(run, accelerator, extra_sets=memorization_sets(run)), capture)
@@ -85,7 +85,14 @@ def test_memorization_subset_is_fixed_and_capped():
     assert len(memorization_subset(data, 1000, seed=42)) == 50
 
 
-def test_needs_a_schedule(tmp_path):
+def test_needs_the_recipe_and_a_sparsifiable_method(tmp_path):
     cfg = compose_config(["method=sora", "model=tiny_bert", "task=rotten_tomatoes", f"paths.results_dir={tmp_path}"])
-    with pytest.raises(ConfigError, match="method.schedule"):
+    with pytest.raises(ConfigError, match="add recipe=sora_sparsity"):
         run_sparsity(cfg)
+    with pytest.raises(ConfigError, match="method lora cannot be sparsified"):
+        validate(compose_config(["method=lora", "recipe=sora_sparsity"]))
+
+
+def test_default_stage_lr_is_algorithm_1_and_recorded(tmp_path):
+    run = validate(compose_config(overrides(tmp_path)))
+    assert run.recipe.stage_lr == "restart"
