@@ -29,6 +29,8 @@ from peftbench.models import load_model_config, model_spec  # noqa: E402
 BERT_SPEC = model_spec(load_model_config("tiny_bert"))  # the same regexes as conf/model/tiny_bert.yaml
 # The faithfulness setting of shared/README.md: init_r 6 -> target 2, t_i 5, t_f 10, ΔT 3.
 FAITHFUL = dict(target_rank=2, init_rank=6, t_i=5, t_f=10, delta_t=3, lora_alpha=32.0, orth_reg_weight=0.1)
+# The timing peft 0.21.2 has when driven with steps 1..T (peftbench's behaviour before the timing switches).
+PEFT_TIMING = dict(step_origin="one_based", final_phase="peft")
 
 
 def tiny_bert(seed: int = 0) -> nn.Module:
@@ -111,8 +113,16 @@ def test_budget_schedule_follows_official_cubic():
     assert budgets == sorted(budgets, reverse=True) and max(budgets) == 72
     # The paper's printed numerator t - t_i - t_f would start above b(0): (1 + 10/15)³ > 1.
     assert 24 + 48 * (1 - (6 - 5 - 10) / 15) ** 3 > 72
-    assert [t for t in range(1, 31) if s.is_mask_step(t)] == [6, 9, 12, 15, 18, 20]
+    assert [t for t in range(1, 31) if s.is_mask_step(t, "peft")] == [6, 9, 12, 15, 18, 20]
+    assert s.fixing_step("peft") == 20
+    # Official: ΔT = 3 does not divide T - t_f = 20, so the pattern is first fixed at 21.
+    assert [t for t in range(1, 31) if s.is_mask_step(t, "official")] == [6, 9, 12, 15, 18, 21]
+    assert s.fixing_step("official") == 21
+    s21 = dataclasses.replace(s, total_steps=31)  # T - t_f = 21 = 7 ΔT: both fix at T - t_f
+    assert s21.fixing_step("official") == s21.fixing_step("peft") == 21
     assert not s.is_final(19) and s.is_final(20) and s.is_final(30)
+    with pytest.raises(ValueError, match="final_phase"):
+        s.fixing_step("late")
 
 
 # --- importance -------------------------------------------------------------------------------------
@@ -144,7 +154,7 @@ def test_importance_emas_and_triplet_score_by_hand():
 def test_masking_is_global_and_values_return_until_the_final_phase():
     layers = {name: SVDLinear(nn.Linear(4, 4), rank=3, alpha=1.0) for name in ("a", "b")}
     schedule = BudgetSchedule(b0=6, bT=2, t_i=1, t_f=2, delta_t=2, total_steps=8)
-    alloc = RankAllocator(layers, schedule, 0.85, 0.85)
+    alloc = RankAllocator(layers, schedule, 0.85, 0.85, **PEFT_TIMING)
     # Scores for a: [5, 1, 4], b: [0.5, 3, 2] through Λ only (P, Q scores zero).
     for name, values in (("a", [5.0, 1.0, 4.0]), ("b", [0.5, 3.0, 2.0])):
         for p in ("lora_A", "lora_B"):
@@ -168,7 +178,7 @@ def test_masking_is_global_and_values_return_until_the_final_phase():
     assert all(torch.all(layer.lora_E == 1) for layer in layers.values())  # not a mask step: they stay back
     alloc.step(6)  # T - t_f: final pattern, budget b(T)
     assert alloc.ranks() == {"a": 2, "b": 0}  # global top-2: scores 5 and 4, both in a
-    assert alloc.history[-1] == {"step": 6, "budget": 2, "ranks": {"a": 2, "b": 0}}
+    assert alloc.history[-1] == {"step": 6, "schedule_step": 6, "budget": 2, "ranks": {"a": 2, "b": 0}}
     for layer in layers.values():
         nn.init.ones_(layer.lora_E)
     alloc.step(7)  # final phase: the frozen pattern is re-applied every step
@@ -201,12 +211,15 @@ def test_config_budget_terms_with_rank_and_checks():
     assert (cfg.target_rank, cfg.initial_rank, cfg.init_rank) == (8, 12, None)
     assert AdaLoRAConfig(init_rank=3).with_rank(1).initial_rank == 3  # an explicit init_rank is kept
     assert AdaLoRAConfig(orth_reg_weight=0.0).orth_reg_weight == 0.0  # γ = 0 is allowed
+    assert (AdaLoRAConfig().step_origin, AdaLoRAConfig().final_phase) == ("official", "official")
     for bad, hint in (
         (dict(target_rank=4, init_rank=2), "init_rank"),
         (dict(beta1=1.0), "beta1"),
         (dict(orth_reg_weight=-0.1), "orth_reg_weight"),
         (dict(delta_t=0), "delta_t"),
         (dict(target_types=("query", "gate")), "target_types"),
+        (dict(step_origin="zero_based"), "step_origin"),
+        (dict(final_phase="late"), "final_phase"),
     ):
         with pytest.raises(ValueError, match=hint):
             AdaLoRAConfig(**bad)
@@ -301,7 +314,7 @@ def test_masks_identical_to_peft_at_every_step(total_steps):
     base = tiny_bert(seed=3)
     theirs = peft_twin(copy.deepcopy(base), total_steps, FAITHFUL["orth_reg_weight"])
     ours_model = copy.deepcopy(base)
-    ours = adalora(ours_model, **FAITHFUL)
+    ours = adalora(ours_model, **FAITHFUL, **PEFT_TIMING)
     copy_adapters_from_peft(theirs, ours_model)
     ours.on_train_start(ours_model, total_steps)
     opt_theirs = torch.optim.AdamW(trainable(theirs), lr=5e-3)
@@ -370,7 +383,10 @@ def test_smoke_loss_falls_and_final_ranks_respect_the_budget(gamma):
     assert after < before and losses[-1] < losses[0]
     records = method.on_train_end(model)
     assert sum(records["final_ranks"].values()) <= 12  # b(T) = 1 × 12 matrices
-    assert [h["step"] for h in records["rank_history"]] == [3, 4, 5, 6, 7]
+    # Default step_origin="official": schedule step s = t - 1, so mask steps s = 3..7 (t_i < s <= T - t_f)
+    # happen at loop steps t = 4..8.
+    assert [h["schedule_step"] for h in records["rank_history"]] == [3, 4, 5, 6, 7]
+    assert [h["step"] for h in records["rank_history"]] == [4, 5, 6, 7, 8]
     assert all(sum(h["ranks"].values()) <= h["budget"] for h in records["rank_history"])
     assert records["budget_schedule"] == dict(b0=36, bT=12, t_i=2, t_f=3, delta_t=1, total_steps=10)
     assert "mask steps" in records["rank_note"]
@@ -416,3 +432,26 @@ def test_state_dict_resume_is_bit_identical():
     other_run = dict(saved[2]["allocator"], schedule=dict(saved[2]["allocator"]["schedule"], total_steps=99))
     with pytest.raises(ValueError, match="schedule"):
         method_c.load_state_dict({"allocator": other_run})
+
+
+def test_resume_keeps_the_timing_and_refuses_other_switches():
+    def started(**timing):
+        model = tiny_bert(seed=2)
+        method = adalora(model, **dict(FAITHFUL, t_i=2, t_f=4, delta_t=2), **timing)
+        method.on_train_start(model, 14)
+        return model, method
+
+    model, method = started(**PEFT_TIMING)
+    train_steps(model, method, torch.optim.AdamW(trainable(model), lr=5e-3), range(1, 4))
+    saved = copy.deepcopy(method.state_dict())
+    assert saved["allocator"]["timing"] == PEFT_TIMING
+    model_b, method_b = started()  # official defaults
+    method_b.load_state_dict(saved)
+    with pytest.raises(ValueError, match="step_origin"):
+        method_b.after_optimizer_step(model_b, 4)
+    legacy = copy.deepcopy(saved)
+    del legacy["allocator"]["timing"]  # checkpoints from before the switches ran one-based with PEFT's phase
+    model_c, method_c = started(**PEFT_TIMING)
+    method_c.load_state_dict(legacy)
+    method_c.after_optimizer_step(model_c, 4)
+    assert method_c.allocator.timing == PEFT_TIMING

@@ -17,17 +17,21 @@ PARAMS = SVDLinear.adapter_names  # ("lora_A", "lora_E", "lora_B")
 
 @dataclass(frozen=True)
 class BudgetSchedule:
-    """Global budget b(t) in singular values over all matrices (Eq. 14, Appendix A), t = completed steps.
+    """Global budget b(s) in singular values over all matrices (Eq. 14, Appendix A), s = schedule step.
 
-    b(t) = b(0)                                              for t <= t_i
-    b(t) = b(T) + (b(0) - b(T)) · (1 - (t - t_i) / (T - t_i - t_f))³, floored,  for t_i < t <= T - t_f
-    b(t) = b(T)                                              for t > T - t_f
+    b(s) = b(0)                                              for s <= t_i
+    b(s) = b(T) + (b(0) - b(T)) · (1 - (s - t_i) / (T - t_i - t_f))³, floored,  for t_i < s <= T - t_f
+    b(s) = b(T)                                              for s > T - t_f
 
-    The numerator follows the official ``RankAllocator.schedule_threshold`` (and PEFT), ``t - t_i``. The
-    paper prints ``t - t_i - t_f`` as the numerator, which would start the decrease above b(0) (at t = t_i
+    The numerator follows the official ``RankAllocator.schedule_threshold`` (and PEFT), ``s - t_i``. The
+    paper prints ``t - t_i - t_f`` as the numerator, which would start the decrease above b(0) (at s = t_i
     the factor is (1 + t_f / (T - t_i - t_f))³ > 1) and not reach b(T) at T - t_f; the code's form is the
     one that produced the published numbers. The official code also floors with ``int`` and uses
-    ``t <= t_i`` / ``t > T - t_f`` for the phase borders, as here.
+    ``s <= t_i`` / ``s > T - t_f`` for the phase borders, as here.
+
+    s is the step the allocator is called with, not the loop's count of completed steps t: the official
+    trainers pass s = t - 1 (see :data:`peftbench.methods.adalora.config.AdaLoRAConfig.step_origin` and
+    :meth:`RankAllocator.schedule_step`). The field values do not depend on that choice.
     """
 
     b0: int
@@ -46,15 +50,29 @@ class BudgetSchedule:
         return int(self.bT + (self.b0 - self.bT) * fraction_left**3)
 
     def is_final(self, step: int) -> bool:
-        """From step T - t_f on the pattern is fixed; scores are no longer updated from that step."""
+        """Scores are frozen from T - t_f on (official ``update_and_mask``: update only while
+        ``global_step < total_step - final_warmup``; PEFT the same)."""
         return step >= self.total_steps - self.t_f
 
-    def is_mask_step(self, step: int) -> bool:
-        """Budget phase: every ΔT steps. Step T - t_f always masks: it fixes the final pattern (PEFT's
-        ``force_mask``; the official code masks there only if ΔT divides it, then from T - t_f + 1 on with
-        the same frozen scores, so the pattern is the same and appears at most one step later)."""
+    def fixing_step(self, final_phase: str) -> int:
+        """The step that fixes the final pattern (budget b(T), scores frozen since T - t_f - 1).
+
+        ``"peft"``: always T - t_f (PEFT's ``force_mask``). ``"official"``: the official allocator masks at
+        T - t_f only when ΔT divides it (a budget-phase mask step whose budget is already b(T)), and at every
+        step after it with the same frozen scores, so the pattern appears at T - t_f + 1 otherwise.
+        """
         final_start = self.total_steps - self.t_f
-        return step == final_start or (self.t_i < step < final_start and step % self.delta_t == 0)
+        if final_phase == "peft":
+            return final_start
+        if final_phase == "official":
+            return final_start if final_start % self.delta_t == 0 else final_start + 1
+        raise ValueError(f"final_phase must be 'official' or 'peft', got {final_phase!r}")
+
+    def is_mask_step(self, step: int, final_phase: str) -> bool:
+        """Steps that compute a new mask: every ΔT steps in the budget phase, and the fixing step. Later
+        steps re-apply the fixed pattern (the official code recomputes it from the same frozen scores)."""
+        fixing = self.fixing_step(final_phase)
+        return step == fixing or (self.t_i < step < fixing and step % self.delta_t == 0)
 
     def to_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -63,10 +81,20 @@ class BudgetSchedule:
 class RankAllocator:
     """Sensitivity/uncertainty EMAs per adapter entry and the global triplet masking.
 
-    Call :meth:`step` once per optimizer step, after ``optimizer.step()`` with gradients still present.
+    Call :meth:`step` once per optimizer step, after ``optimizer.step()`` with gradients still present,
+    with the loop's count of completed optimizer steps t (1 at the first step). ``step_origin`` and
+    ``final_phase`` are :class:`~peftbench.methods.adalora.config.AdaLoRAConfig`'s timing switches.
     """
 
-    def __init__(self, layers: dict[str, SVDLinear], schedule: BudgetSchedule, beta1: float, beta2: float):
+    def __init__(
+        self,
+        layers: dict[str, SVDLinear],
+        schedule: BudgetSchedule,
+        beta1: float,
+        beta2: float,
+        step_origin: str = "official",
+        final_phase: str = "official",
+    ):
         self.layers = dict(sorted(layers.items()))
         self.schedule = schedule
         self.beta1 = beta1
@@ -75,7 +103,9 @@ class RankAllocator:
         self.exp_avg_unc: dict[str, torch.Tensor] = {}  # "<module>.<param>" -> Ū
         self.masks: dict[str, torch.Tensor] = {}  # module -> (r,) bool, True = triplet kept
         self.history: list[dict] = []
-        self.last_step = 0
+        self.last_step = 0  # loop step t of the latest call
+        self.timing: dict[str, str] = {}
+        self.configure_timing(step_origin, final_phase)
 
     # --- Eq. 9-11: element importance -------------------------------------------------------------
     @torch.no_grad()
@@ -126,28 +156,57 @@ class RankAllocator:
     @torch.no_grad()
     def apply_masks(self) -> None:
         """Zero masked singular values in place. They stay trainable: the next optimizer steps move them
-        again, and only the next mask step (or, in the final phase, every step) zeroes them once more."""
+        again, and only the next mask step (or, once the pattern is fixed, every step) zeroes them once more."""
         for module_name, keep in self.masks.items():
             self.layers[module_name].lora_E.masked_fill_(~keep.view(-1, 1), 0.0)
 
     def ranks(self) -> dict[str, int]:
         return {name: int(keep.sum().item()) for name, keep in self.masks.items()}
 
+    # --- timing -----------------------------------------------------------------------------------
+    def configure_timing(self, step_origin: str, final_phase: str) -> None:
+        """Set the two timing switches (see ``AdaLoRAConfig``). Changing them once steps were taken (e.g.
+        resuming a checkpoint trained with other switches) raises: the schedule would jump by a step."""
+        if step_origin not in ("official", "one_based"):
+            raise ValueError(f"step_origin must be 'official' or 'one_based', got {step_origin!r}")
+        if final_phase not in ("official", "peft"):
+            raise ValueError(f"final_phase must be 'official' or 'peft', got {final_phase!r}")
+        timing = {"step_origin": step_origin, "final_phase": final_phase}
+        if self.timing and timing != self.timing and self.last_step > 0:
+            raise ValueError(
+                f"AdaLoRA timing {timing} differs from the {self.timing} this allocator ran {self.last_step} "
+                "steps with (checkpoint?); resume with the same method.step_origin and method.final_phase"
+            )
+        self.timing = timing
+
+    def schedule_step(self, step: int) -> int:
+        """The schedule step s for loop step t (completed optimizer steps, from 1): t - 1 for ``official``
+        (the official trainers call ``update_and_mask(model, global_step)`` before ``global_step += 1``,
+        from 0), t for ``one_based``."""
+        return step - 1 if self.timing["step_origin"] == "official" else step
+
+    def budget_at(self, step: int) -> int:
+        """b(s) for loop step t: the budget the allocator uses at that step."""
+        return self.schedule.budget(self.schedule_step(step))
+
     # --- the per-step entry point -----------------------------------------------------------------
     def step(self, step: int) -> None:
-        """Update scores (budget phases only), mask at mask steps, re-apply the frozen pattern after."""
+        """Loop step t: update scores (before the final phase), mask at mask steps, re-apply the fixed
+        pattern after the fixing step. History entries carry t (``step``) and s (``schedule_step``)."""
         schedule = self.schedule
-        if not schedule.is_final(step):
+        final_phase = self.timing["final_phase"]
+        s = self.schedule_step(step)
+        if not schedule.is_final(s):
             self.update_importance()
-        if schedule.is_mask_step(step):
-            budget = schedule.budget(step)
+        if schedule.is_mask_step(s, final_phase):
+            budget = schedule.budget(s)
             self.masks = self.compute_masks(budget)
             self.apply_masks()
-            self.history.append({"step": step, "budget": budget, "ranks": self.ranks()})
-            if schedule.is_final(step):
+            self.history.append({"step": step, "schedule_step": s, "budget": budget, "ranks": self.ranks()})
+            if s == schedule.fixing_step(final_phase):
                 # The pattern is fixed now; the EMAs are never read again.
                 self.exp_avg_ipt, self.exp_avg_unc = {}, {}
-        elif schedule.is_final(step):
+        elif s > schedule.fixing_step(final_phase):
             self.apply_masks()
         self.last_step = step
 
@@ -160,6 +219,7 @@ class RankAllocator:
             "history": [dict(h, ranks=dict(h["ranks"])) for h in self.history],
             "last_step": self.last_step,
             "schedule": self.schedule.to_dict(),
+            "timing": dict(self.timing),
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -174,3 +234,5 @@ class RankAllocator:
         self.masks = {k: v.to(device) for k, v in state["masks"].items()}
         self.history = [dict(h, ranks=dict(h["ranks"])) for h in state["history"]]
         self.last_step = state["last_step"]
+        # Checkpoints from before the timing switches ran with one-based steps and PEFT's final phase.
+        self.timing = dict(state.get("timing", {"step_origin": "one_based", "final_phase": "peft"}))

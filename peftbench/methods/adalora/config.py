@@ -10,6 +10,23 @@ Schedule: ``t_i`` warm-up steps at b(0), a cubic decrease to b(T) until step T -
 steps with the rank pattern frozen; masks are recomputed every ``delta_t`` steps (ΔT). T is only known
 when training starts, so ``t_i + t_f < T`` is checked in ``AdaLoRAMethod.on_train_start``.
 
+Timing (two switches, both defaulting to what the official trainers did for the paper's runs):
+
+- ``step_origin``: the step handed to the schedule. The loop counts completed optimizer steps from 1 (t).
+  The official trainers (NLU and NLG_QA ``src/transformers/trainer.py``, ``run_summarization_no_trainer.py``
+  and the README example) call ``rankallocator.update_and_mask(model, global_step)`` after
+  ``optimizer.step()`` and *before* ``global_step += 1``, with ``global_step`` starting at 0: their schedule
+  step is t - 1, and the last one T - 1. ``"official"`` reproduces that; ``"one_based"`` hands over t
+  itself (peftbench's behaviour before these switches), so every phase border, mask step and the last
+  importance update come one step earlier than in the official runs.
+- ``final_phase``: when the final rank pattern is fixed. ``"official"``: the official ``RankAllocator``
+  masks in the budget phase at steps s with t_i < s <= T - t_f and s % ΔT == 0, and at every s > T - t_f
+  with importance frozen after s = T - t_f - 1; the final pattern therefore appears at T - t_f when ΔT
+  divides it and at T - t_f + 1 otherwise. ``"peft"``: PEFT's ``force_mask`` at exactly T - t_f (the
+  pattern is the same; it appears one step earlier when ΔT does not divide T - t_f, and the weights drift
+  apart from then on). ``step_origin="one_based", final_phase="peft"`` is bit-identical to peft 0.21.2
+  driven with steps 1..T.
+
 ``orth_reg_weight`` (γ) may be 0: the regulariser is then skipped. PEFT's forward raised for γ <= 0
 ("orth_reg_weight should be greater than 0") until huggingface/peft#3438; peft 0.21.2 accepts γ = 0 but
 still computes the regulariser and adds 0 × R inside ``forward``.
@@ -20,6 +37,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from peftbench.methods.base import MATRIX_TYPES
+
+STEP_ORIGINS = ("official", "one_based")
+FINAL_PHASES = ("official", "peft")
 
 
 def default_init_rank(target_rank: int) -> int:
@@ -45,6 +65,21 @@ class AdaLoRAConfig:
         default=MATRIX_TYPES, metadata={"help": "matrix types to adapt (query, key, ..., ffn_out)"}
     )
 
+    step_origin: str = field(
+        default="official",
+        metadata={
+            "help": "schedule step for loop step t (completed steps from 1): 'official' = t - 1, as the "
+            "official trainers pass global_step before incrementing it; 'one_based' = t"
+        },
+    )
+    final_phase: str = field(
+        default="official",
+        metadata={
+            "help": "when the final pattern is fixed: 'official' = at T - t_f if ΔT divides it, else "
+            "T - t_f + 1 (official RankAllocator); 'peft' = always at T - t_f (PEFT's force_mask)"
+        },
+    )
+
     def __post_init__(self) -> None:
         self.target_types = tuple(self.target_types)  # Hydra hands over a ListConfig
         if self.target_rank < 1:
@@ -65,6 +100,16 @@ class AdaLoRAConfig:
             raise ValueError(f"t_i and t_f must be >= 0, got t_i={self.t_i}, t_f={self.t_f}")
         if self.delta_t < 1:
             raise ValueError(f"delta_t must be >= 1, got {self.delta_t}; 1 masks after every optimizer step")
+        if self.step_origin not in STEP_ORIGINS:
+            raise ValueError(
+                f"step_origin must be one of {STEP_ORIGINS}, got {self.step_origin!r}; 'official' passes the "
+                "0-based step of the official trainers, 'one_based' the count of completed steps"
+            )
+        if self.final_phase not in FINAL_PHASES:
+            raise ValueError(
+                f"final_phase must be one of {FINAL_PHASES}, got {self.final_phase!r}; 'official' fixes the "
+                "pattern as the official RankAllocator, 'peft' at T - t_f as PEFT's force_mask"
+            )
         unknown = sorted(set(self.target_types) - set(MATRIX_TYPES))
         if unknown or not self.target_types:
             raise ValueError(f"target_types must be a non-empty subset of {MATRIX_TYPES}, got {self.target_types}")

@@ -96,11 +96,13 @@ class AdaLoRAMethod(Method):
         return {"orth_reg": self.config.orth_reg_weight * orthogonal_regulariser(layers)}
 
     def after_optimizer_step(self, model: nn.Module, step: int) -> None:
-        """Importance update and masking; ``step`` counts completed optimizer steps from 1. (The official
-        README example calls ``update_and_mask`` before incrementing its ``global_step``, i.e. with a counter
-        that starts at 0 when initialised at 0: its schedule runs one step earlier than ours.)"""
+        """Importance update and masking; ``step`` counts completed optimizer steps from 1. The allocator maps
+        it to the schedule step with ``method.step_origin`` (``official``: step - 1, as the official trainers
+        call ``update_and_mask`` before incrementing their 0-based ``global_step``) and fixes the final
+        pattern as ``method.final_phase`` says."""
         if self.allocator is None:
             raise RuntimeError("after_optimizer_step before on_train_start: the loop must call on_train_start")
+        self.allocator.configure_timing(self.config.step_origin, self.config.final_phase)
         self.allocator.step(step)
 
     def on_evaluate(self, model: nn.Module, step: int) -> dict[str, Any]:
