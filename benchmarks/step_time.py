@@ -30,8 +30,8 @@ from common import (
 from peft import LoraConfig, inject_adapter_in_model
 from transformers import get_linear_schedule_with_warmup
 
+from peftbench import tasks
 from peftbench.config import RunConfig
-from peftbench.data import TASKS
 from peftbench.models import build_model, model_spec
 
 
@@ -41,7 +41,7 @@ class BareLoop:
     def __init__(self, run: RunConfig) -> None:
         torch.manual_seed(run.seed)
         spec, lora, trainer = model_spec(run.model), run.method, run.trainer
-        model = build_model(run.model, TASKS[run.task.name].num_labels)
+        model = build_model(run.model, tasks.family_for(run.task).num_labels())
         config = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, bias="none",
                             target_modules=spec.target_regex(tuple(lora.target_types)))
         self.model = inject_adapter_in_model(config, model)

@@ -7,14 +7,15 @@ from support import CONF, compose
 
 from peftbench.config import ConfigError, validate
 
-GROUPS = ["method", "model", "task", "budget", "trainer", "logger"]
+GROUPS = ["method", "model", "task", "budget", "trainer", "logger", "recipe"]
 OPTIONS = [(group, path.stem) for group in GROUPS for path in sorted((CONF / group).rglob("*.yaml"))]
 EXPERIMENTS = sorted(path.stem for path in (CONF / "experiment").rglob("*.yaml"))
 
 
 @pytest.mark.parametrize(("group", "option"), OPTIONS)
 def test_every_group_option_validates(group: str, option: str) -> None:
-    run = validate(compose([f"{group}={option}"]))
+    method = ["method=sora"] if (group, option) == ("recipe", "sora_sparsity") else []  # needs a sparsifiable method
+    run = validate(compose([*method, f"{group}={option}"]))
     assert getattr(run, "method_name" if group == "method" else group) is not None
 
 
@@ -74,3 +75,37 @@ def test_adalora_preset_matches_table8(task: str) -> None:
 def test_command_line_beats_preset_and_paper_values() -> None:
     run = validate(compose(["+experiment=adalora_glue", "task=rte", "trainer.lr=0.1", "method.t_i=7"]))
     assert (run.trainer.lr, run.method.t_i) == (0.1, 7)
+
+
+# A comparison preset compares methods: they must train under the same trainer and task settings, whatever
+# per-method hyperparameter files the preset pulls in (those may set only method.*).
+COMPARISONS = [e for e in EXPERIMENTS if "sparsity" not in e]
+
+
+@pytest.mark.parametrize("experiment", COMPARISONS)
+def test_comparison_presets_give_every_method_the_same_trainer(experiment: str) -> None:
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from peftbench import methods
+
+    task_names = sorted(path.stem for path in (CONF / "task").glob("*.yaml"))
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        for task in task_names:
+            seen = {}
+            for method in methods.available():
+                cfg = hydra_compose("config", overrides=[f"+experiment={experiment}", f"task={task}",
+                                                         f"method={method}"])
+                seen[method] = OmegaConf.to_container(cfg.trainer), OmegaConf.to_container(cfg.task)
+            reference = seen["lora"]
+            for method, settings in seen.items():
+                assert settings == reference, f"{experiment} task={task}: {method} trains differently from lora"
+
+
+def test_method_hyperparameter_files_set_only_method_keys() -> None:
+    import yaml
+
+    for path in sorted((CONF / "method_hparams").rglob("*.yaml")):
+        keys = set(yaml.safe_load(path.read_text()) or {})
+        assert keys <= {"method"}, f"{path.relative_to(CONF)} sets {sorted(keys - {'method'})}"

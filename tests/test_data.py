@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import pytest
+from support import compose
 
-from peftbench.data import DataError, check_sources, load_task
-from peftbench.data.loaders import apply_sora_protocol
+from peftbench.config import validate
+from peftbench.tasks.base import DataError
+from peftbench.tasks.classification.sources import apply_sora_protocol, check_sources, load_examples
+
+
+def task_config(name: str, protocol: str = "adalora"):
+    return validate(compose([f"task={name}", f"task.protocol={protocol}"])).task
 
 
 def load(task: str, data_dir, protocol: str = "adalora"):
-    return load_task(task, data_dir=None if data_dir is None else str(data_dir), hub_id="nyu-mll/glue",
-                     protocol=protocol, split_seed=42)
+    return load_examples(task_config(task, protocol), None if data_dir is None else str(data_dir))
 
 
 @pytest.mark.parametrize(("task", "train", "dev"), [("cola", 8551, 1043), ("sst2", 67349, 872),
@@ -44,18 +49,18 @@ def test_rotten_tomatoes_split_is_seeded_and_balanced() -> None:
 
 def test_sora_protocol_halves_dev_or_holds_out_train(glue_dir) -> None:
     rte = load("rte", glue_dir)
-    halved = apply_sora_protocol("rte", rte, seed=42)
+    halved = apply_sora_protocol(task_config("rte"), rte, seed=42)
     assert len(halved.eval["validation"]) + len(halved.test["test"]) == 277
     assert not {e.texts for e in halved.eval["validation"]} & {e.texts for e in halved.test["test"]}
-    sst2 = apply_sora_protocol("sst2", load("sst2", glue_dir), seed=42)
+    sst2 = apply_sora_protocol(task_config("sst2"), load("sst2", glue_dir), seed=42)
     assert len(sst2.eval["validation"]) == 1000 and len(sst2.train) == 67349 - 1000
     assert len(sst2.test["test"]) == 872
 
 
 def test_missing_data_dir_is_a_clear_error(tmp_path) -> None:
     with pytest.raises(DataError, match="no folder CoLA/"):
-        check_sources("cola", str(tmp_path))
+        check_sources(task_config("cola"), str(tmp_path))
     (tmp_path / "CoLA").mkdir()
     (tmp_path / "CoLA" / "train.tsv").write_text("")
     with pytest.raises(DataError, match="lacks dev.tsv"):
-        check_sources("cola", str(tmp_path))
+        check_sources(task_config("cola"), str(tmp_path))

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from peftbench.metrics import compute_metrics
+from peftbench.tasks.classification.metrics import compute_metrics
 
 
 def test_accuracy_and_f1_by_hand() -> None:

@@ -15,15 +15,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from support import GLUE_DIR, compose, tiny_overrides  # noqa: E402
 
 PINS = Path(__file__).resolve().parent / "pinned_metrics.json"
+PEFT_TIMING = ["method.step_origin=one_based", "method.final_phase=peft"]
 CASES = {
     "lora-rotten_tomatoes": ["method=lora"],
-    "adalora-rotten_tomatoes": ["method=adalora"],
+    # AdaLoRA's timing switches default to the official trainers' since the redesign; the pins used peft's timing.
+    "adalora-rotten_tomatoes": ["method=adalora", *PEFT_TIMING],
     "sora-rotten_tomatoes": ["method=sora"],
     "bitfit-rotten_tomatoes": ["method=bitfit"],
     "full-rotten_tomatoes": ["method=full"],
     "lora-stsb-tiny_deberta": ["method=lora", "task=stsb", "model=tiny_deberta", f"data_dir={GLUE_DIR}"],
     "lora-mrpc-sora-protocol": ["method=lora", "task=mrpc", "task.protocol=sora", f"data_dir={GLUE_DIR}"],
-    "adalora-rte-tiny_bart": ["method=adalora", "task=rte", "model=tiny_bart", f"data_dir={GLUE_DIR}"],
+    "adalora-rte-tiny_bart": ["method=adalora", *PEFT_TIMING, "task=rte", "model=tiny_bart", f"data_dir={GLUE_DIR}"],
     "sora-cola-tiny_roberta": ["method=sora", "task=cola", "model=tiny_roberta", f"data_dir={GLUE_DIR}"],
 }
 

@@ -13,9 +13,9 @@ from peftbench.methods import get
 from peftbench.methods.sora import SoRAConfig, SoRAMethod
 from peftbench.methods.sora.layer import LoRALinear, SoRALinear, prune
 from peftbench.methods.sora.optimizer import ProximalAdam, official_threshold, soft_threshold
-from peftbench.recipes.options import SparsityOptions
 from peftbench.methods.sora.sparsity import exp_linear, linear, log_linear, threshold_schedule
 from peftbench.models import load_model_config, model_spec
+from peftbench.recipes.options import SparsityOptions
 
 # shared/README.md: measured behaviour of the authors' SparseAdamW at xi = 0.1.
 GATES = [-0.25, -0.15, 0.05, 0.15, 0.2, 0.5]

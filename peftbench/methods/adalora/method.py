@@ -13,8 +13,10 @@ from peftbench.methods.adalora.layer import SVDLinear
 from peftbench.methods.base import Method, ModelSpec, freeze, inject, matrix_records
 
 RANK_NOTE = (
-    "ranks are read at mask steps (every delta_t steps between t_i and T - t_f, and at T - t_f, where the "
-    "pattern is frozen); between mask steps masked singular values receive optimizer updates and come back "
+    "ranks are read at mask steps (every delta_t steps between t_i and T - t_f, then the pattern is frozen: "
+    "at T - t_f with final_phase=peft; with final_phase=official at T - t_f when delta_t divides it, else one "
+    "step later; with step_origin=official the schedule step is the loop step - 1, see schedule_step in "
+    "rank_history); between mask steps masked singular values receive optimizer updates and come back "
     "until the next mask step, as in the official code and PEFT, so the rank in use there can be higher"
 )
 
@@ -82,7 +84,7 @@ class AdaLoRAMethod(Method):
             delta_t=cfg.delta_t,
             total_steps=total_steps,
         )
-        self.allocator = RankAllocator(layers, schedule, cfg.beta1, cfg.beta2)
+        self.allocator = RankAllocator(layers, schedule, cfg.beta1, cfg.beta2, cfg.step_origin, cfg.final_phase)
         self._layers = list(layers.values())  # model order, as the regulariser's summation; no walk per step
         if self._pending_state is not None:
             self.allocator.load_state_dict(self._pending_state)
@@ -109,7 +111,7 @@ class AdaLoRAMethod(Method):
         if self.allocator is None:
             return {}
         return {
-            "adalora_budget": self.allocator.schedule.budget(step),
+            "adalora_budget": self.allocator.budget_at(step),
             "adalora_total_rank": sum(self.current_ranks(model).values()),
         }
 
