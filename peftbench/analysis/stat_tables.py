@@ -140,7 +140,11 @@ def stat_latex(table: StatTable) -> str:
     header, body = stat_rows(table)
     rows = list(zip(table.cells["method"], table.cells["budget"]))
     breaks = {i for i in range(1, len(rows)) if rows[i] != rows[i - 1]}
-    return tables.latex_table(header, body, stat_caption(table), breaks).replace(MARK, "$^\\dagger$")
+    text = tables.latex_table(header, body, stat_caption(table), breaks)
+    for plain, latex in ((MARK, "$^\\dagger$"), ("Δ", "$\\Delta$"), ("≥", "$\\geq$"), ("2/2^n", "$2/2^n$"),
+                          ("<", "$<$")):
+        text = text.replace(plain, latex)
+    return text
 
 
 def stat_csv(table: StatTable) -> str:

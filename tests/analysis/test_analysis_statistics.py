@@ -136,7 +136,10 @@ def test_best_is_labelled_optimistic_and_final_plainly(hand_frame: pd.DataFrame)
     assert "selected on the reported (validation) set — optimistic" in best and "(optimistic)" in best
     assert "optimistic" not in final and "metrics.final" in final
     assert cell(final_table, "lora", "cola")["mean"] == pytest.approx(78.0)
-    assert "\\dagger" in stat_tables.stat_latex(stat_tables.stat_table(hand_frame, alpha=0.1))
+    latex = stat_tables.stat_latex(stat_tables.stat_table(hand_frame, alpha=0.1))
+    for command in ("$^\\dagger$", "$\\Delta$", "$2/2^n$", "n=2 $<$ 3", "\\toprule"):
+        assert command in latex
+    assert "†" not in latex and "Δ" not in latex
 
 
 def test_fixture_cells_equal_scipy(glue_results: Path) -> None:
