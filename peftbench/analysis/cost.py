@@ -84,6 +84,15 @@ def group_costs(runs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(lines, columns=[*GROUP, "n", "device", "examples_source", *(q[0] for q in QUANTITIES)])
 
 
+def _ratio_note(row: dict[str, Any], ref: dict[str, Any] | None, reference: str) -> str:
+    """Why no ratio: no reference group, or not one and the same device on both sides ("" = ratio given)."""
+    if ref is None:
+        return f"no {method_label(reference)} run at this budget"
+    if ref["device"] != row["device"] or "," in row["device"]:
+        return "devices differ"
+    return ""
+
+
 def add_ratios(costs: pd.DataFrame, reference: str) -> pd.DataFrame:
     """``ratio_<quantity>`` = this group's mean / the reference method's mean on the same model, task and
     budget; NaN without a reference group or when the two ran on different devices (``ratio_note``)."""
@@ -92,8 +101,7 @@ def add_ratios(costs: pd.DataFrame, reference: str) -> pd.DataFrame:
     ratios, notes = {name: [] for name, _, _ in QUANTITIES}, []
     for row in costs.to_dict("records"):
         ref = index.get((row["model"], row["task"], row["budget"]))
-        note = ("" if ref is not None and ref["device"] == row["device"] and "," not in row["device"] else
-                f"no {method_label(reference)} run at this budget" if ref is None else "devices differ")
+        note = _ratio_note(row, ref, reference)
         notes.append(note)
         for name in ratios:
             ratios[name].append(np.nan if note else row[name] / ref[name] if ref[name] else np.nan)
