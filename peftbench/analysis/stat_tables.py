@@ -35,7 +35,7 @@ class StatTable:
 
 def seed_values(scores: pd.DataFrame) -> dict[tuple[str, str, str, str], dict[object, float]]:
     """Cell -> {seed: value}; two completed runs with the same seed (a rerun) are averaged into one."""
-    grouped = scores.groupby([*KEYS, "seed"], sort=False)["value"].mean()
+    grouped = scores.groupby([*KEYS, "seed"], sort=False, dropna=False)["value"].mean()  # keep seedless runs
     cells: dict[tuple[str, str, str, str], dict[object, float]] = {}
     for (method, budget, task, metric, seed), value in grouped.items():
         cells.setdefault((method, budget, task, metric), {})[seed] = float(value)
