@@ -1,4 +1,5 @@
-"""``python -m peftbench.analysis report RESULTS_DIR --out REPORT_DIR [--experiment NAME] [--reference]``."""
+"""``python -m peftbench.analysis report RESULTS_DIR --out REPORT_DIR [--experiment NAME] [--reference]
+[--reference-method lora] [--alpha 0.05]``."""
 
 from __future__ import annotations
 
@@ -21,7 +22,14 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
                       help="best dev checkpoint (default, as the papers report) or end of training")
     make.add_argument("--params", choices=("effective", "trainable", "adapter"), default="effective",
                       help="which parameters[...] count the #Params column shows")
-    return parser.parse_args(argv)
+    make.add_argument("--reference-method", default="lora",
+                      help="method every other is tested against (paired over shared seeds) and whose cost is 1×")
+    make.add_argument("--alpha", type=float, default=0.05,
+                      help="significance level of the paired t-test mark (default 0.05)")
+    args = parser.parse_args(argv)
+    if not 0 < args.alpha < 1:
+        parser.error(f"--alpha must lie between 0 and 1, got {args.alpha}")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,7 +38,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no results folder at {args.results_dir}", file=sys.stderr)
         return 2
     written = report(args.results_dir, args.out, experiment=args.experiment, reference=args.reference,
-                     metric_kind=args.metrics, params_kind=args.params)
+                     metric_kind=args.metrics, params_kind=args.params,
+                     reference_method=args.reference_method, alpha=args.alpha)
     print(f"wrote {len(written)} files; index: {args.out / 'README.md'}")
     return 0
 

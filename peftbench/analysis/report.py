@@ -5,6 +5,8 @@ Layout under ``out_dir``::
     README.md                                   index: runs found, what was written, what was skipped and why
     tables/budget_table_<model>.{md,tex,csv}    AdaLoRA Table 1 layout (tables.py)
     tables/vs_paper_<model>.{md,tex,csv}        with reference=True: ours vs AdaLoRA Table 1, ours − paper
+    tables/stats_{best,final}_<model>.{md,tex,csv}  mean, std, t CI, paired tests vs the reference method
+    tables/cost_<model>.{md,tex,csv}            AdaLoRA Table 15 shape: time, steps, throughput, memory, ratios
     figures/sora_curves_<model>.{png,pdf}       SoRA Figure 3 (curves.py), when runs recorded stages
     figures/ranks/heatmap_<model>_<task>_<method>_<budget>.{png,pdf}   final ranks, mean over seeds
     figures/ranks/evolution_<run-id>.{png,pdf}  rank over training, lowest seed of each group
@@ -19,7 +21,8 @@ from typing import Any
 
 import pandas as pd
 
-from peftbench.analysis import curves, ranks, tables
+from peftbench.analysis import cost, curves, ranks, stat_tables, tables
+from peftbench.analysis.statistics import ALPHA
 from peftbench.analysis.style import run_title, save_figure
 from peftbench.results import iter_records, load
 
@@ -50,6 +53,27 @@ def write_tables(frame: pd.DataFrame, out: Path, *, reference: bool, metric_kind
                          "csv": comparison.to_csv(index=False, lineterminator="\n")}
                 written += _write_texts(out / f"vs_paper_{slug(model)}", texts)
     return written, notes
+
+
+def write_statistics(frame: pd.DataFrame, records: list[dict[str, Any]], out: Path, *, reference_method: str,
+                     alpha: float) -> tuple[list[Path], list[str]]:
+    """Statistics tables for both metric blocks and the cost table, per model; also returns their Markdown
+    for the index README."""
+    written, sections = [], []
+    completed = frame[frame["status"] == "completed"]
+    for model in sorted(completed["model"].unique()):
+        runs = completed[completed["model"] == model]
+        for kind in ("best", "final"):
+            table = stat_tables.stat_table(runs, metric_kind=kind, reference=reference_method, alpha=alpha)
+            texts = {"md": stat_tables.stat_markdown(table), "tex": stat_tables.stat_latex(table),
+                     "csv": stat_tables.stat_csv(table)}
+            written += _write_texts(out / f"stats_{kind}_{slug(model)}", texts)
+            sections.append(f"### Statistics, {model}, metrics.{kind}\n\n{texts['md']}")
+        table = cost.cost_table(records, model, reference=reference_method)
+        texts = {"md": cost.cost_markdown(table), "tex": cost.cost_latex(table), "csv": cost.cost_csv(table)}
+        written += _write_texts(out / f"cost_{slug(model)}", texts)
+        sections.append(f"### Cost, {model}\n\n{texts['md']}")
+    return written, sections
 
 
 def _write_texts(stem: Path, texts: dict[str, str]) -> list[Path]:
@@ -110,7 +134,8 @@ def write_rank_figures(records: list[dict[str, Any]], out: Path) -> tuple[list[P
 
 
 def write_index(out: Path, results_dir: Path, records: list[dict[str, Any]], frame: pd.DataFrame,
-                written: list[Path], notes: list[str], options: str) -> Path:
+                written: list[Path], notes: list[str], options: str, sections: list[str] = ()) -> Path:
+    """The index README; ``sections`` (statistics and cost tables in Markdown) are printed in full."""
     counts = frame["status"].value_counts().to_dict() if not frame.empty else {}
     lines = ["# peftbench report", "", f"Records: `{results_dir}` ({options}).", "",
              "Runs by status: " + (", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none found")
@@ -123,6 +148,8 @@ def write_index(out: Path, results_dir: Path, records: list[dict[str, Any]], fra
     for heading, folder in (("Tables", "tables"), ("Figures", "figures")):
         mine = sorted(p.relative_to(out) for p in written if p.relative_to(out).parts[0] == folder)
         lines += [f"## {heading}", ""] + ([f"- [{p}]({p.as_posix()})" for p in mine] or ["- none"]) + [""]
+    if sections:
+        lines += ["## Statistics and cost", ""] + [f"{section}\n" for section in sections]
     if notes:
         lines += ["## Skipped", ""] + [f"- {note}" for note in notes] + [""]
     index = out / "README.md"
@@ -131,8 +158,11 @@ def write_index(out: Path, results_dir: Path, records: list[dict[str, Any]], fra
 
 
 def report(results_dir: str | Path, out_dir: str | Path, *, experiment: str | None = None, reference: bool = False,
-           metric_kind: str = "best", params_kind: str = "effective") -> list[Path]:
-    """Write tables (md/tex/csv), figures (png/pdf) and ``out_dir/README.md``; return every path written."""
+           metric_kind: str = "best", params_kind: str = "effective",
+           reference_method: str = stat_tables.REFERENCE_METHOD, alpha: float = ALPHA) -> list[Path]:
+    """Write tables (md/tex/csv), figures (png/pdf) and ``out_dir/README.md``; return every path written.
+    ``metric_kind`` picks the budget table's block; the statistics tables always cover both. Paired tests
+    and cost ratios compare every method with ``reference_method``; gaps with p < ``alpha`` are marked."""
     results_dir, out = Path(results_dir), Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     records = [r for r in iter_records(results_dir) if experiment is None or r.get("experiment") == experiment]
@@ -141,12 +171,17 @@ def report(results_dir: str | Path, out_dir: str | Path, *, experiment: str | No
         frame = frame[frame["experiment"] == experiment].reset_index(drop=True)
     written: list[Path] = []
     notes: list[str] = []
+    sections: list[str] = []
     if not frame.empty:
         written, notes = write_tables(frame, out / "tables", reference=reference, metric_kind=metric_kind,
                                       params_kind=params_kind)
+        stats_written, sections = write_statistics(frame, records, out / "tables",
+                                                   reference_method=reference_method, alpha=alpha)
+        written += stats_written
     written += write_sora_curves(records, out / "figures")
     figures, figure_notes = write_rank_figures(records, out / "figures" / "ranks")
     written += figures
     notes += figure_notes
-    options = f"experiment {experiment or 'all'}, metrics.{metric_kind}, #Params = parameters.{params_kind}"
-    return written + [write_index(out, results_dir, records, frame, written, notes, options)]
+    options = (f"experiment {experiment or 'all'}, metrics.{metric_kind}, #Params = parameters.{params_kind}, "
+               f"reference method {reference_method}, alpha {alpha:g}")
+    return written + [write_index(out, results_dir, records, frame, written, notes, options, sections)]

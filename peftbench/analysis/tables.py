@@ -37,6 +37,7 @@ AVERAGE = ("average", "score")
 # model with it would be meaningless.
 REFERENCE_MODELS = {"adalora_table1": "deberta_v3_base"}
 MISSING = "–"
+OPTIMISTIC = "best checkpoint (metrics.best), selected on the reported (validation) set — optimistic"
 REFERENCE_DIR = Path(__file__).parent / "reference"
 
 
@@ -83,9 +84,20 @@ def _method_key(method: str) -> tuple[int, str]:
     return (METHOD_ORDER.index(method) if method in METHOD_ORDER else len(METHOD_ORDER), method)
 
 
+def ordered_rows(frame: pd.DataFrame) -> list[tuple[str, str]]:
+    """(method, budget) pairs in paper order: budget groups from no budget down to the smallest, then method."""
+    return sorted({(m, str(b)) for m, b in zip(frame["method"], frame["budget"])},
+                  key=lambda row: (_budget_key(row[1]), _method_key(row[0]), row[1]))
+
+
+def task_key(task: str) -> tuple[int, str]:
+    """Column order of tasks: AdaLoRA Table 1 first, then the rest alphabetically."""
+    return (TASK_ORDER.index(task) if task in TASK_ORDER else len(TASK_ORDER), task)
+
+
 def table_columns(frame: pd.DataFrame) -> list[Column]:
     """Columns for the tasks present in ``frame``; a task outside TASK_METRICS shows its main metric."""
-    tasks = sorted(frame["task"].unique(), key=lambda t: (TASK_ORDER.index(t) if t in TASK_ORDER else 99, t))
+    tasks = sorted(frame["task"].unique(), key=task_key)
     columns = []
     for task in tasks:
         metrics = TASK_METRICS.get(task)
@@ -167,8 +179,7 @@ def budget_table(frame: pd.DataFrame, *, metric_kind: str = "best", params_kind:
     if len(models) != 1:
         raise ValueError(f"a budget table covers one model, got {sorted(models)}; filter the frame first")
     columns = table_columns(frame)
-    rows = sorted({(m, str(b)) for m, b in zip(frame["method"], frame["budget"])},
-                  key=lambda row: (_budget_key(row[1]), _method_key(row[0]), row[1]))
+    rows = ordered_rows(frame)
     frame = frame.assign(budget=frame["budget"].astype(str))
     summary = summarize(seed_scores(frame, columns, metric_kind))
     cells = mark_best(add_average(summary, columns, rows))
@@ -213,10 +224,18 @@ def table_rows(table: BudgetTable, *, latex: bool = False) -> tuple[list[str], l
 
 
 def caption(table: BudgetTable) -> str:
-    source = "best dev checkpoint (metrics.best)" if table.metric_kind == "best" else "end of training (metrics.final)"
+    source = metric_source(table.metric_kind)
     return (f"{table.model}: {source}, ×100. Cells: mean ± sample std (ddof=1) over n seeds. Bold: best in its "
             f"budget group. #Params: parameters.{table.params_kind} (range across tasks when heads differ). "
             f"Avg: mean over tasks of each task's mean, only when every task is present. {MISSING}: no completed run.")
+
+
+def metric_source(metric_kind: str) -> str:
+    """How a caption names the numbers. The best checkpoint is chosen on the same dev set it is reported on,
+    so its numbers are biased upwards; the caption says so wherever they appear."""
+    if metric_kind == "best":
+        return OPTIMISTIC
+    return "end of training (metrics.final)"
 
 
 def markdown_table(header: list[str], body: list[list[str]]) -> str:

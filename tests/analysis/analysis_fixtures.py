@@ -27,6 +27,17 @@ TASK_METRICS = {
 }
 MAIN_METRIC = {"cola": "matthews_correlation", "stsb": "correlation"}
 RANK = {"r2": 2, "r8": 8, "none": None}
+BATCH_SIZE = 32
+# Wall time per method relative to LoRA, roughly AdaLoRA Table 15 (AdaLoRA +11%); full FT slower still.
+TIME_FACTOR = {"lora": 1.0, "adalora": 1.1, "sora": 1.05, "full": 1.5}
+DEVICE = "cuda:NVIDIA H100 80GB HBM3"
+
+
+def cost_block(method: str, seed: int) -> dict[str, Any]:
+    """record["cost"] as the trainer writes it: every run sees the same examples; tokens differ by seed."""
+    examples = TOTAL_STEPS * BATCH_SIZE
+    return {"device": DEVICE, "optimizer_steps": TOTAL_STEPS, "examples_seen": examples,
+            "tokens_seen": examples * 100 + 7 * seed}
 
 
 def rng_for(*key: Any) -> np.random.Generator:
@@ -94,7 +105,10 @@ def sora_stages(*key: Any) -> list[dict[str, Any]]:
 
 
 def make_record(*, experiment: str, method: str, task: str, budget: str, seed: int, model: str = GLUE_MODEL,
-                status: str = "completed", method_records: dict | None = None) -> dict[str, Any]:
+                status: str = "completed", method_records: dict | None = None,
+                with_cost: bool = False) -> dict[str, Any]:
+    """``with_cost``: a run of the current trainer (``cost``, CUDA memory); without it, an older CPU record
+    that the cost table must complete from total_steps × batch size."""
     run_id = f"{method}-{budget}-{task}-s{seed}"
     rank = RANK.get(budget)
     adapter = 0 if method == "full" else 12 * (rank or 8) * 13_824
@@ -109,21 +123,27 @@ def make_record(*, experiment: str, method: str, task: str, budget: str, seed: i
         "schema_version": 1, "run_id": run_id, "experiment": experiment, "status": status,
         "failure": None if status != "failed" else {"type": "RuntimeError", "message": "CUDA out of memory"},
         "method": method, "model": model, "task": task, "budget": budget, "seed": seed,
-        "config": {"method": {"name": method, **({"r": rank} if rank else {})}, "budget": {"rank": rank}},
+        "config": {"method": {"name": method, **({"r": rank} if rank else {})}, "budget": {"rank": rank},
+                   "trainer": {"batch_size": BATCH_SIZE, "gradient_accumulation_steps": 1}},
         "started_at": "2026-11-25T10:00:00+00:00", "finished_at": "2026-11-25T10:10:00+00:00",
-        "wall_time_s": 600.0, "peak_memory_mb": {"cpu_rss": 1000.0, "cuda": None},
+        "wall_time_s": 600.0 * TIME_FACTOR.get(method, 1.0) + 10 * seed,
+        "total_steps": TOTAL_STEPS if completed else None,
+        "peak_memory_mb": {"cpu_rss": 1000.0 + seed,
+                           "cuda": 4000.0 * TIME_FACTOR.get(method, 1.0) if with_cost else None},
         "parameters": {"trainable": adapter + head, "adapter": adapter, "head": head, "total": 184_000_000,
                        "effective": (adapter * 0.95 if method == "adalora" else adapter) + head},
         "metrics": metrics,
         "history": [{"step": 500, "epoch": 1.0, "train_loss": 0.5, "eval": {}, "method": {}}],
         "method_records": method_records or {},
         "versions": {"python": "3.11"}, "git": {"commit": "0" * 40, "dirty": False}, "world_size": 1,
+        **({"cost": cost_block(method, seed)} if with_cost and completed else {}),
     }
 
 
 def glue_records() -> list[dict[str, Any]]:
     """lora/adalora × r2/r8 plus full FT on four tasks and three seeds, with holes: no lora r2 on STS-B,
-    a single adalora r2 seed on QQP, and a failed and a running run that tables must ignore."""
+    a single adalora r2 seed on QQP, and a failed and a running run that tables must ignore. These runs carry
+    ``cost`` and CUDA memory; the SoRA and quickstart records do not (cost falls back to steps × batch)."""
     records = []
     for method, budget in (("full", "none"), ("lora", "r8"), ("adalora", "r8"), ("lora", "r2"), ("adalora", "r2")):
         for task in GLUE_TASKS:
@@ -133,7 +153,7 @@ def glue_records() -> list[dict[str, Any]]:
             for seed in seeds:
                 extra = adalora_records(RANK[budget], task, budget, seed) if method == "adalora" else None
                 records.append(make_record(experiment="glue_budget", method=method, task=task, budget=budget,
-                                           seed=seed, method_records=extra))
+                                           seed=seed, method_records=extra, with_cost=True))
     records.append(make_record(experiment="glue_budget", method="lora", task="cola", budget="r8", seed=7,
                                status="failed"))
     records.append(make_record(experiment="glue_budget", method="lora", task="mnli", budget="r8", seed=8,
