@@ -98,12 +98,14 @@ def setup(run: RunConfig, accelerator: Accelerator, extra_sets: Any = None) -> P
                  steps_per_epoch=math.ceil(len(train_loader) / run.trainer.gradient_accumulation_steps))
 
 
-def evaluate_sets(accelerator: Accelerator, parts: Parts, loaders: dict[str, DataLoader]) -> dict[str, float]:
-    """Metrics of every set; validation keeps plain names, other sets are prefixed (``mismatched_accuracy``)."""
+def evaluate_sets(accelerator: Accelerator, parts: Parts, loaders: dict[str, DataLoader], *,
+                  final: bool = False) -> dict[str, float]:
+    """Metrics of every set; validation keeps plain names, other sets are prefixed (``mismatched_accuracy``).
+    ``final``: the run's last evaluation or the test sets (a family may evaluate more cheaply before)."""
     metrics = {}
     for name, loader in loaders.items():
         prefix = "" if name == "validation" else f"{name}_"
-        scores = parts.family.evaluate(parts.model, loader, accelerator, parts.method)
+        scores = parts.family.evaluate(parts.model, loader, accelerator, parts.method, final=final)
         metrics.update({prefix + key: value for key, value in scores.items()})
     return metrics
 
@@ -164,7 +166,7 @@ def fit(run: RunConfig, accelerator: Accelerator, parts: Parts, schedulers: list
                          **{f"train/{k}": v.item() for k, v in extra.items()}}, state.step)
             evaluated = state.step % eval_every == 0 or state.step == stop_step
             if evaluated:
-                evaluate_step(run, accelerator, parts, state, log)
+                evaluate_step(run, accelerator, parts, state, log, final=state.step == stop_step)
             stopping = flag is not None and stop_requested(accelerator, flag)
             every = run.trainer.checkpoint_every
             if save is not None and (stopping or evaluated or (every and state.step % every == 0)):
@@ -215,11 +217,12 @@ def resume_batches(accelerator: Accelerator, loader: DataLoader, skip: int, stat
     return itertools.chain([] if first is None else [first], batches)
 
 
-def evaluate_step(run: RunConfig, accelerator: Accelerator, parts: Parts, state: LoopState, log: Any) -> None:
+def evaluate_step(run: RunConfig, accelerator: Accelerator, parts: Parts, state: LoopState, log: Any, *,
+                  final: bool = False) -> None:
     unwrapped = accelerator.unwrap_model(parts.model)
     entry = {"step": state.step, "epoch": round(state.step / parts.steps_per_epoch, 4),
              "train_loss": sum(state.running_loss) / max(len(state.running_loss), 1),
-             "eval": evaluate_sets(accelerator, parts, parts.eval_loaders),
+             "eval": evaluate_sets(accelerator, parts, parts.eval_loaders, final=final),
              "method": parts.method.on_evaluate(unwrapped, state.step)}
     state.history.append(entry)
     state.running_loss = []
@@ -270,7 +273,7 @@ def run_training(run: RunConfig, accelerator: Accelerator, run_dir: Path, record
         state = fit(run, accelerator, parts, schedulers, total_steps, log, state, save=save, flag=flag)
     finally:
         flag.uninstall()
-    test = evaluate_sets(accelerator, parts, parts.test_loaders) if parts.test_loaders else {}
+    test = evaluate_sets(accelerator, parts, parts.test_loaders, final=True) if parts.test_loaders else {}
     record["method_records"] = parts.method.on_train_end(unwrapped)
     record["parameters"]["effective"] = parts.method.effective_parameters(unwrapped)
     record.update(status="completed", history=state.history, total_steps=total_steps,

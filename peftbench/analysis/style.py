@@ -20,6 +20,8 @@ if not os.environ.get("MPLBACKEND"):
 import matplotlib.pyplot as plt  # noqa: E402  (after the backend is chosen)
 from matplotlib.figure import Figure  # noqa: E402
 
+from peftbench.tasks import catalog  # noqa: E402
+
 METHOD_COLORS = {
     "lora": "#0072B2",  # blue
     "adalora": "#D55E00",  # vermillion
@@ -36,10 +38,6 @@ _SPARE_COLORS = ("#F0E442", "#882255", "#44AA99", "#999933", "#AA4499", "#661100
 METHOD_LABELS = {
     "lora": "LoRA", "adalora": "AdaLoRA", "sora": "SoRA", "full": "Full FT", "bitfit": "BitFit",
     "hadapter": "HAdapter", "padapter": "PAdapter",
-}
-TASK_LABELS = {
-    "mnli": "MNLI", "sst2": "SST-2", "cola": "CoLA", "qqp": "QQP", "qnli": "QNLI", "rte": "RTE",
-    "mrpc": "MRPC", "stsb": "STS-B", "rotten_tomatoes": "Rotten Tomatoes",
 }
 MATRIX_LABELS = {
     "query": "$W_q$", "key": "$W_k$", "value": "$W_v$", "attention_output": "$W_o$",
@@ -60,7 +58,8 @@ def method_label(method: str) -> str:
 
 
 def task_label(task: str) -> str:
-    return TASK_LABELS.get(task, task)
+    """The task's display name from the catalogue (conf/task/<task>.yaml ``label``)."""
+    return catalog.label(task)
 
 
 def run_title(model: str, task: str, method: str, budget: str, n_seeds: int | None = None) -> str:

@@ -15,20 +15,12 @@ import numpy as np
 import pandas as pd
 
 from peftbench.analysis.style import method_label, task_label
+from peftbench.tasks import catalog
 
-# AdaLoRA Table 1 column order; tasks outside GLUE follow, then anything else alphabetically.
+# AdaLoRA Table 1 column order (a presentation choice); tasks outside GLUE follow, then anything else
+# alphabetically. Which metric columns a task shows, and their headers, come from the task catalogue
+# (conf/task/<task>.yaml `columns`, read torch-free by peftbench.tasks.catalog).
 TASK_ORDER = ("mnli", "sst2", "cola", "qqp", "qnli", "rte", "mrpc", "stsb", "rotten_tomatoes")
-TASK_METRICS: dict[str, tuple[tuple[str, str], ...]] = {
-    "mnli": (("accuracy", "m"), ("mismatched_accuracy", "mm")),
-    "sst2": (("accuracy", "Acc"),),
-    "cola": (("matthews_correlation", "MCC"),),
-    "qqp": (("accuracy", "Acc"), ("f1", "F1")),
-    "qnli": (("accuracy", "Acc"),),
-    "rte": (("accuracy", "Acc"),),
-    "mrpc": (("accuracy", "Acc"),),
-    "stsb": (("correlation", "Corr"),),  # the papers' "average correlation" = mean(pearson, spearman)
-    "rotten_tomatoes": (("accuracy", "Acc"),),
-}
 METHOD_ORDER = ("full", "bitfit", "hadapter", "padapter", "lora", "adalora", "sora")
 # AdaLoRA Table 7: rank budgets and parameter budgets name the same rows of Table 1.
 BUDGET_GROUPS = {"r8": "1.2M", "r4": "0.6M", "r2": "0.3M"}
@@ -96,11 +88,12 @@ def task_key(task: str) -> tuple[int, str]:
 
 
 def table_columns(frame: pd.DataFrame) -> list[Column]:
-    """Columns for the tasks present in ``frame``; a task outside TASK_METRICS shows its main metric."""
+    """Columns for the tasks present in ``frame`` (the catalogue's ``columns``); an unknown task shows its main
+    metric."""
     tasks = sorted(frame["task"].unique(), key=task_key)
     columns = []
     for task in tasks:
-        metrics = TASK_METRICS.get(task)
+        metrics = catalog.tasks()[task].columns if task in catalog.tasks() else None
         if metrics is None:
             main = frame.loc[frame["task"] == task, "main_metric"].dropna()
             metrics = ((main.iloc[0], main.iloc[0]),) if len(main) else ()
@@ -145,13 +138,16 @@ def add_average(summary: pd.DataFrame, columns: list[Column], rows: list[tuple[s
 
 
 def mark_best(cells: pd.DataFrame) -> pd.DataFrame:
-    """Bold the highest mean per budget group and column (all metrics here are higher-is-better); a group
-    with a single value has nothing to compare, so nothing is bold there."""
-    cells = cells.assign(budget_group=cells["budget"].map(budget_group))
+    """Bold the best mean per budget group and column, in the metric's direction (the catalogue's
+    ``higher_is_better``: a loss is best when lowest); a group with a single value has nothing to compare, so
+    nothing is bold there."""
+    higher = cells["metric"].map(lambda name: catalog.metric(str(name)).higher_is_better)
+    cells = cells.assign(budget_group=cells["budget"].map(budget_group), signed=cells["mean"].where(higher,
+                                                                                                   -cells["mean"]))
     keys = ["budget_group", "task", "metric"]
-    top = cells.groupby(keys)["mean"].transform("max")
+    top = cells.groupby(keys)["signed"].transform("max")
     size = cells.groupby(keys)["mean"].transform("count")
-    return cells.assign(best=(size > 1) & np.isclose(cells["mean"], top))
+    return cells.assign(best=(size > 1) & np.isclose(cells["signed"], top)).drop(columns="signed")
 
 
 def format_count(count: float) -> str:

@@ -70,15 +70,19 @@ class TaskFamily(ABC):
         """Batches features (dynamic padding)."""
 
     @abstractmethod
-    def predict(self, model: Any, loader: Any, accelerator: Any, method: Any) -> Any:
-        """Run the model over ``loader`` on every process and gather the predictions without duplicates."""
+    def predict(self, model: Any, loader: Any, accelerator: Any, method: Any, *, final: bool = False) -> Any:
+        """Run the model over ``loader`` on every process and gather the predictions without duplicates.
+        ``method.prepare_inputs(accelerator.unwrap_model(model), batch)`` goes right before every forward or
+        generate call. ``final`` is true for the run's last evaluation and the test sets: a family whose full
+        evaluation is expensive (beam search) may do less before that."""
 
     @abstractmethod
     def score(self, predictions: Any, dataset: Any) -> dict[str, float]:
         """Corpus metrics named in ``task.metrics`` from gathered predictions."""
 
-    def evaluate(self, model: Any, loader: Any, accelerator: Any, method: Any) -> dict[str, float]:
-        return self.score(self.predict(model, loader, accelerator, method), loader.dataset)
+    def evaluate(self, model: Any, loader: Any, accelerator: Any, method: Any, *, final: bool = False
+                 ) -> dict[str, float]:
+        return self.score(self.predict(model, loader, accelerator, method, final=final), loader.dataset)
 
     def better(self, candidate: dict[str, float], incumbent: dict[str, float]) -> bool:
         """Whether ``candidate`` beats ``incumbent`` on the main metric, in that metric's direction."""

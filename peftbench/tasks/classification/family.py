@@ -67,7 +67,8 @@ class Classification(TaskFamily):
         return DataCollatorWithPadding(tokenizer)
 
     @torch.no_grad()
-    def predict(self, model: Any, loader: Any, accelerator: Any, method: Any) -> tuple[np.ndarray, np.ndarray]:
+    def predict(self, model: Any, loader: Any, accelerator: Any, method: Any, *,
+                final: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """Class ids (or regression scores) and labels, gathered from every process in dataset order."""
         model.eval()
         predictions, labels = [], []
