@@ -4,13 +4,24 @@ A checkpoint holds what the next step depends on: trainable parameters, optimize
 method's state (AdaLoRA's importance EMAs and masks, SoRA's threshold stage), RNG states, the position in
 the data order (epoch and batches consumed) and the evaluation history. It is written atomically beside
 run.json and removed when the run completes.
+
+File format: a 48-byte header — ``PEFTCKP1``, the payload's length (8 bytes, little-endian) and its sha256
+(32 bytes) — then the ``torch.save`` payload. The header is filled in last, the file fsynced, renamed over the
+old checkpoint and the directory fsynced. ``load`` checks the length and the checksum before unpickling
+anything, so an empty, truncated or byte-flipped file is always detected: it is set aside as
+``checkpoint.pt.damaged-<UTC time>`` (kept), one line on stderr says why, and the run starts from scratch.
+A checkpoint written before checksums existed (a bare torch zip) still loads, unverified, with a note.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
 import os
 import random
 import signal
+import struct
+import sys
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -20,7 +31,22 @@ import numpy as np
 import torch
 from torch import nn
 
+from peftbench import records
+
 CHECKPOINT_NAME = "checkpoint.pt"
+MAGIC = b"PEFTCKP1"
+HEADER = struct.Struct("<8sQ32s")  # magic, payload length, sha256 of the payload
+LEGACY_MAGIC = b"PK\x03\x04"  # a bare torch.save zip, written before checksums
+PAYLOAD_KEYS = ("model", "method", "optimizers", "schedulers", "loop", "extra")
+CHUNK = 1 << 20
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be trusted; ``problem`` says why in a few words."""
+
+    def __init__(self, path: Path, problem: str) -> None:
+        super().__init__(f"{path}: {problem}")
+        self.path, self.problem = Path(path), problem
 
 
 @dataclass
@@ -111,21 +137,132 @@ def save(path: Path, model: nn.Module, method: Any, optimizers: list, schedulers
         "loop": {**asdict(state), "rng": rng_states()},
         "extra": extra or {},
     }
+    write_payload(path, payload)
+
+
+class _HashingWriter:
+    """What torch.save writes to: passes bytes on to the file, hashing and counting them (no copy in memory)."""
+
+    def __init__(self, handle: Any) -> None:
+        self.handle, self.sha256, self.size = handle, hashlib.sha256(), 0
+
+    def write(self, data: bytes) -> int:
+        self.sha256.update(data)
+        self.size += len(data)
+        return self.handle.write(data)
+
+    def flush(self) -> None:
+        self.handle.flush()
+
+
+def write_payload(path: Path, payload: dict[str, Any]) -> None:
+    """Header + torch.save payload into a temporary file, fsync, rename over ``path``, fsync the directory."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
     try:
-        torch.save(payload, temporary)
+        with os.fdopen(fd, "wb") as handle:
+            os.fchmod(handle.fileno(), records.file_mode())
+            handle.write(bytes(HEADER.size))  # zeros until the payload is complete: never a valid header
+            writer = _HashingWriter(handle)
+            torch.save(payload, writer)
+            handle.seek(0)
+            handle.write(HEADER.pack(MAGIC, writer.size, writer.sha256.digest()))
+            handle.flush()
+            os.fsync(handle.fileno())
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+    records.fsync_directory(path.parent)
+
+
+class _Window(io.RawIOBase):
+    """The file from ``offset`` on, as a file of its own: what torch.load reads the payload through."""
+
+    def __init__(self, handle: Any, offset: int) -> None:
+        super().__init__()
+        self.handle, self.offset = handle, offset
+        handle.seek(offset)
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        return self.handle.readinto(buffer)
+
+    def seek(self, position: int, whence: int = io.SEEK_SET) -> int:
+        if whence == io.SEEK_SET:
+            position += self.offset
+        return self.handle.seek(position, whence) - self.offset
+
+    def tell(self) -> int:
+        return self.handle.tell() - self.offset
+
+
+def _one_line(error: BaseException) -> str:
+    text = " ".join(str(error).split())
+    return f"{type(error).__name__}: {text[:300]}" if text else type(error).__name__
+
+
+def read_payload(path: Path) -> dict[str, Any]:
+    """The checkpoint's payload; :class:`CheckpointError` if it is empty, truncated, altered or unreadable."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(HEADER.size)
+            if not head:
+                raise CheckpointError(path, "empty file")
+            if head.startswith(LEGACY_MAGIC):
+                payload = _unpickle(path, handle, 0)
+                print(f"peftbench: {path} has no checksum (written by an older peftbench); loaded unverified",
+                      file=sys.stderr, flush=True)
+                return payload
+            if len(head) < HEADER.size:
+                raise CheckpointError(path, f"truncated inside its header ({len(head)} of {HEADER.size} bytes)")
+            magic, size, digest = HEADER.unpack(head)
+            if magic != MAGIC:
+                raise CheckpointError(path, f"not a peftbench checkpoint (header starts {magic!r})")
+            found = os.fstat(handle.fileno()).st_size - HEADER.size
+            if found < size:
+                raise CheckpointError(path, f"truncated: {found} of {size} payload bytes")
+            if found > size:
+                raise CheckpointError(path, f"{found - size} bytes beyond the {size}-byte payload")
+            sha256 = hashlib.sha256()
+            while chunk := handle.read(CHUNK):
+                sha256.update(chunk)
+            if sha256.digest() != digest:
+                raise CheckpointError(path, "sha256 mismatch: the content changed after it was written")
+            return _unpickle(path, handle, HEADER.size)
+    except OSError as error:
+        raise CheckpointError(path, f"unreadable ({_one_line(error)})") from error
+
+
+def _unpickle(path: Path, handle: Any, offset: int) -> dict[str, Any]:
+    try:
+        payload = torch.load(io.BufferedReader(_Window(handle, offset), CHUNK), map_location="cpu",
+                             weights_only=False)
+    except Exception as error:  # noqa: BLE001 - unpickling raises anything: EOFError, UnpicklingError, KeyError...
+        raise CheckpointError(path, f"cannot be unpickled ({_one_line(error)})") from error
+    missing = [key for key in PAYLOAD_KEYS if not isinstance(payload, dict) or key not in payload]
+    if missing:
+        raise CheckpointError(path, f"not a training checkpoint (no {', '.join(missing)})")
+    return payload
 
 
 def load(path: Path) -> dict[str, Any] | None:
+    """The payload ``save`` wrote, or None if there is no checkpoint. A damaged one (empty, truncated, altered,
+    unreadable) is set aside as ``<name>.damaged-<UTC time>`` with one line on stderr, and None is returned: the
+    run starts from scratch rather than from state that cannot be trusted."""
+    path = Path(path)
     if not path.is_file():
         return None
-    return torch.load(path, map_location="cpu", weights_only=False)
+    try:
+        return read_payload(path)
+    except CheckpointError as error:
+        records.set_aside(path, error.problem, "the run starts from scratch")
+        return None
 
 
 def restore(payload: dict[str, Any], model: nn.Module, method: Any, optimizers: list, schedulers: list) -> LoopState:

@@ -3,14 +3,21 @@
 No torch import at module level: the analysis layer reads records without loading the training stack.
 
 A record is always either the previous complete file or the new complete file: we write a temporary file in
-the same directory, fsync it and ``os.replace`` it over the old one (atomic on POSIX). Schema: README.md,
-section "Run records".
+the same directory, fsync it, ``os.replace`` it over the old one (atomic on POSIX) and fsync the directory, so
+the rename itself survives a power cut. Records are created readable by group and others (0666 less the umask,
+like every other file a run writes). Schema: README.md, section "Run records".
+
+A record that is not valid JSON (edited by hand, a disk or copy fault) is never trusted: ``read_record`` raises
+:class:`RecordError` naming the file, and ``is_completed`` — what a rerun asks first — sets the file aside as
+``run.json.damaged-<UTC time>`` with one line on stderr and answers False, so the rerun redoes the run (or
+resumes it from an intact checkpoint) instead of crashing, and the damaged file is kept for inspection.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import errno
 import fcntl
 import importlib.metadata
 import json
@@ -29,11 +36,21 @@ RECORD_NAME = "run.json"
 PACKAGES = ("torch", "transformers", "peft", "accelerate", "datasets", "hydra-core", "numpy", "scikit-learn")
 
 
+class RecordError(ValueError):
+    """A run record that cannot be trusted: empty, not valid JSON, or not a JSON object."""
+
+    def __init__(self, path: Path, problem: str) -> None:
+        super().__init__(f"{path} is {problem}; move it aside, or rerun the same command, which sets it aside "
+                         "and redoes the run")
+        self.path, self.problem = Path(path), problem
+
+
 def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w") as handle:
+            os.fchmod(handle.fileno(), file_mode())  # mkstemp creates 0600
             json.dump(payload, handle, indent=1, sort_keys=False, default=_json_default)
             handle.flush()
             os.fsync(handle.fileno())
@@ -41,6 +58,53 @@ def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+    fsync_directory(path.parent)
+
+
+def file_mode() -> int:
+    """0666 less the process umask: the mode ``open(path, "w")`` would give a new file."""
+    try:  # Linux >= 4.7 shows the umask without changing it (os.umask would, racing other threads)
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def fsync_directory(directory: Path) -> None:
+    """Make a rename or a new file in ``directory`` durable. File systems that cannot fsync a directory are
+    skipped (EINVAL/ENOTSUP), anything else is an error."""
+    fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    except OSError as error:
+        if error.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EBADF):
+            raise
+    finally:
+        os.close(fd)
+
+
+def set_aside(path: Path, problem: str, outcome: str = "the run is redone") -> Path | None:
+    """Rename a damaged file to ``<name>.damaged-<UTC time>`` beside it (kept for inspection, never deleted) and
+    print one line to stderr naming it, what is wrong and ``outcome``. Returns the new path, or None when the file was
+    already gone (another process of the same run set it aside first)."""
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    target = path.with_name(f"{path.name}.damaged-{stamp}")
+    counter = 0
+    while target.exists():
+        counter += 1
+        target = path.with_name(f"{path.name}.damaged-{stamp}-{counter}")
+    try:
+        os.rename(path, target)
+    except FileNotFoundError:
+        return None
+    fsync_directory(path.parent)
+    print(f"peftbench: {path} is damaged ({problem}); kept as {target.name}, {outcome}",
+          file=sys.stderr, flush=True)
+    return target
 
 
 def _json_default(value: Any) -> Any:
@@ -71,15 +135,38 @@ def run_lock(run_dir: Path, held: bool = True) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def parse_record(path: Path) -> dict[str, Any]:
+    """The record in ``path``; :class:`RecordError` naming the file if it is not a JSON object."""
+    try:
+        record = json.loads(Path(path).read_bytes().decode("utf-8"))
+    except json.JSONDecodeError as error:
+        empty = not error.doc.strip()
+        raise RecordError(path, "empty" if empty else f"not valid JSON (line {error.lineno} column {error.colno}: "
+                                                      f"{error.msg})") from error
+    except UnicodeDecodeError as error:
+        raise RecordError(path, f"not valid JSON (not UTF-8 text at byte {error.start})") from error
+    if not isinstance(record, dict):
+        raise RecordError(path, f"not a run record (a JSON {type(record).__name__}, not an object)")
+    return record
+
+
 def read_record(run_dir: Path) -> dict[str, Any] | None:
+    """The run's record, None if it has none; :class:`RecordError` if run.json is damaged."""
     path = Path(run_dir) / RECORD_NAME
     if not path.exists():
         return None
-    return json.loads(path.read_text())
+    return parse_record(path)
 
 
 def is_completed(run_dir: Path) -> bool:
-    record = read_record(run_dir)
+    """Whether the run has a completed record. A damaged run.json is not trusted as completed, even if it was:
+    it is set aside (kept as ``run.json.damaged-<time>``, one line on stderr) and the answer is False, so the
+    caller redoes the run, resuming from its checkpoint if an intact one is there."""
+    try:
+        record = read_record(run_dir)
+    except RecordError as error:
+        set_aside(error.path, error.problem)
+        return False
     return record is not None and record.get("status") == "completed"
 
 

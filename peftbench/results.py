@@ -2,26 +2,28 @@
 
 from __future__ import annotations
 
-import json
+import sys
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from peftbench.records import RECORD_NAME
+from peftbench.records import RECORD_NAME, RecordError, parse_record
 
 ID_COLUMNS = ["run_id", "experiment", "status", "method", "model", "task", "budget", "seed"]
 
 
 def iter_records(root: str | Path) -> list[dict[str, Any]]:
-    """Every ``run.json`` below ``root``, sorted by path; unreadable files are reported, not skipped silently."""
+    """Every ``run.json`` below ``root``, sorted by path. A damaged one (empty, not valid JSON, not an object)
+    is skipped with one line on stderr naming it: records are written atomically, so such a file was cut
+    short by a disk or copy fault or edited by hand, and the rest of the table is still worth having."""
     records = []
     for path in sorted(Path(root).rglob(RECORD_NAME)):
         try:
-            record = json.loads(path.read_text())
-        except json.JSONDecodeError as error:
-            raise ValueError(f"{path} is not valid JSON ({error}); records are written atomically, so this "
-                             "file was edited or copied by hand") from error
+            record = parse_record(path)
+        except RecordError as error:
+            print(f"peftbench: skipping {path}: {error.problem}", file=sys.stderr, flush=True)
+            continue
         record["_path"] = str(path)
         records.append(record)
     return records
