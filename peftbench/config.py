@@ -72,6 +72,9 @@ class TaskConfig:
     max_eval_samples: int | None = None
     protocol: str = "adalora"
     split_seed: int = 42
+    # Family-specific run knobs, checked by the family's check_config (QA: doc_stride, n_best, ...; seq2seq:
+    # max_target_length, num_beams, ...): one free node, so a family adds knobs without touching this schema.
+    options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.name not in catalog.tasks():
