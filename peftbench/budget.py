@@ -118,16 +118,26 @@ def describe_cap(budget: Any, cap: int) -> str:
 # --- the search -----------------------------------------------------------------------------------------
 
 
-def largest_fitting(fits: Callable[[int], bool], limit: int = MAX_KNOB) -> int | None:
+def largest_fitting(fits: Callable[[int], bool], limit: int = MAX_KNOB, guess: int | None = None) -> int | None:
     """The largest v in 1..limit with ``fits(v)``, for ``fits`` true on a prefix of 1, 2, ... (counts grow with
-    the knob; invalid values lie above the valid ones); None if ``fits(1)`` is false. Exponential search for an
-    upper bound, then binary search: O(log v) calls."""
+    the knob; invalid values lie above the valid ones); None if ``fits(1)`` is false.
+
+    Exponential search for a value that does not fit, then binary search: O(log v) calls. A ``guess`` (from the
+    count's slope) is tried first: on a count affine in the knob the answer then costs two more calls."""
     if not fits(1):
         return None
-    low, high = 1, 2
-    while high <= limit and fits(high):
-        low, high = high, high * 2
-    high = min(high, limit + 1)
+    low, high = 1, None  # largest value known to fit, smallest known not to
+    if guess is not None and 1 < guess <= limit:
+        low, high = (guess, None) if fits(guess) else (1, guess)
+    step = 1
+    while high is None:
+        candidate = low + step
+        if candidate > limit:
+            high = limit + 1
+        elif fits(candidate):
+            low, step = candidate, step * 2
+        else:
+            high = candidate
     while high - low > 1:
         middle = (low + high) // 2
         low, high = (middle, high) if fits(middle) else (low, middle)
@@ -179,19 +189,29 @@ def _search(run: Any, method: type[Method], binds: str) -> Fit:
     tried: dict[int, tuple[Any, dict[str, Any]] | str] = {}
     caps: list[int] = []
 
-    def fits(value: int) -> bool:
-        try:
-            config = method.with_knob(run.method, value)
-        except ValueError as error:
-            tried[value] = str(error).splitlines()[0]
-            return False
-        counts = count_on_meta(run, config)
-        tried[value] = (config, counts)
-        if not caps:
-            caps.append(cap_of(budget, counts["backbone"]))
-        return bound_count(counts, binds) <= caps[0]
+    answers: dict[int, bool] = {}
 
-    best = largest_fitting(fits)
+    def fits(value: int) -> bool:
+        if value not in answers:
+            try:
+                config = method.with_knob(run.method, value)
+            except ValueError as error:
+                tried[value] = str(error).splitlines()[0]
+                answers[value] = False
+                return False
+            counts = count_on_meta(run, config)
+            tried[value] = (config, counts)
+            if not caps:
+                caps.append(cap_of(budget, counts["backbone"]))
+            answers[value] = bound_count(counts, binds) <= caps[0]
+        return answers[value]
+
+    guess = None
+    if fits(1) and fits(2):  # the slope between 1 and 2 guesses the answer (exact for an affine count)
+        first, second = (bound_count(tried[v][1], binds) for v in (1, 2))
+        if second > first:
+            guess = 1 + (caps[0] - first) // (second - first)
+    best = largest_fitting(fits, guess=guess)
     if best is None:
         first = tried[1]
         if isinstance(first, str):

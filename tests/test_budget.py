@@ -37,6 +37,19 @@ def test_search_finds_the_largest_fitting_value_in_log_calls(largest: int) -> No
     assert len(calls) <= 2 * largest.bit_length() + 2
 
 
+@pytest.mark.parametrize("guess", [None, 1, 2, 5, 6, 7, 50, 10**9])
+def test_search_with_a_guess_is_still_exact(guess) -> None:
+    calls = []
+
+    def fits(value: int) -> bool:
+        calls.append(value)
+        return value <= 6
+
+    assert largest_fitting(fits, guess=guess) == 6
+    if guess == 6:
+        assert calls == [1, 6, 7]  # a right guess costs two calls after the first
+
+
 def test_search_reports_nothing_when_the_smallest_value_does_not_fit() -> None:
     assert largest_fitting(lambda value: False) is None
     assert largest_fitting(lambda value: True, limit=50) == 50
