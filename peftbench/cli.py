@@ -117,23 +117,9 @@ def run_multirun(argv: list[str]) -> None:
 def plan(overrides: list[str]) -> None:
     """Parameter counts for every combination of the listed methods and budgets (``method=lora,adalora``);
     without ``method=`` every registered method."""
-    from peftbench import methods
-    from peftbench.budget import BudgetError, format_plan, plan_rows
-    from peftbench.config import ConfigError, validate
+    from peftbench.planner import run_plan
 
-    check_options(overrides)
-    axes = {key: value.split(",") for key, _, value in (o.partition("=") for o in overrides)
-            if key in ("method", "budget")}
-    fixed = [o for o in overrides if o.partition("=")[0] not in axes]
-    rows = []
-    for method in axes.get("method", methods.available()):
-        for budget in axes.get("budget", [None]):
-            choice = [f"method={method}", *([f"budget={budget}"] if budget else [])]
-            try:
-                rows += plan_rows(validate(compose_config([*fixed, *choice])))
-            except (ConfigError, BudgetError) as error:
-                fail(str(error))
-    print(format_plan(rows))
+    run_plan(overrides)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -91,15 +91,45 @@ class TaskConfig:
 
 @dataclass
 class BudgetConfig:
+    """A paper budget group (a knob value per method) and/or a cap; ``peftbench/budget.py`` applies it.
+
+    ``rank`` sets every method whose ``knob_kind`` is ``"rank"``; ``knobs`` sets a method's knob by method name
+    (names of methods not registered yet are kept as data, so the paper's adapter sizes can be written down
+    before those methods exist). A cap (``max_params`` or ``max_percent`` of the frozen backbone) binds the count
+    ``binds`` names, or each method's declared ``budget_binds`` when null; a knob the budget leaves unset takes
+    the largest value under the cap. ``reference``: the papers' figures for this budget (printed by ``plan``).
+    """
+
     name: str
     rank: int | None = None
-    max_trainable_params: int | None = None
+    knobs: dict[str, int] = field(default_factory=dict)
+    max_params: int | None = None
+    max_percent: float | None = None
+    binds: str | None = None
+    max_trainable_params: int | None = None  # deprecated: max_params with binds=trainable
+    reference: list[dict[str, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        from peftbench.methods.base import BINDS
+
         if self.rank is not None and self.rank < 1:
             raise ValueError(f"budget.rank must be a positive rank or null, got {self.rank}")
-        if self.max_trainable_params is not None and self.max_trainable_params < 1:
-            raise ValueError(f"budget.max_trainable_params must be positive or null, got {self.max_trainable_params}")
+        for method, value in self.knobs.items():
+            if not method.isidentifier() or value is None or value < 1:
+                raise ValueError(f"budget.knobs.{method} must be a positive integer under a method name, got {value}")
+        if self.max_trainable_params is not None:
+            if self.max_params is not None:
+                raise ValueError("budget.max_trainable_params is a deprecated alias of budget.max_params; set one")
+            self.max_params = self.max_trainable_params
+            self.binds = self.binds or "trainable"
+        if self.max_params is not None and self.max_params < 1:
+            raise ValueError(f"budget.max_params must be positive or null, got {self.max_params}")
+        if self.max_percent is not None and not 0 < self.max_percent <= 100:
+            raise ValueError(f"budget.max_percent must lie in (0, 100] or be null, got {self.max_percent}")
+        if self.max_params is not None and self.max_percent is not None:
+            raise ValueError("budget: set max_params or max_percent, not both")
+        if self.binds not in (None, *BINDS):
+            raise ValueError(f"budget.binds must be null or one of {list(BINDS)}, got {self.binds!r}")
 
 
 @dataclass
@@ -177,12 +207,21 @@ class RunConfig:
     resolved: dict[str, Any] = field(default_factory=dict)  # the composed YAML, as recorded in run.json
     checked: bool = False  # preflight passed: data sources exist and the method config meets the budget
 
+    def _budget_semantic(self, budget: dict[str, Any]) -> dict[str, Any]:
+        """What of the budget node decides this run: its name, rank and caps, and this method's own knob value;
+        paper figures and other methods' knobs are description, and unset keys leave the id as it was."""
+        knobs = budget.get("knobs") or {}
+        kept = {k: v for k, v in budget.items() if k not in ("reference", "knobs")
+                and (k in ("name", "rank", "max_trainable_params") or v is not None)}
+        return {**kept, **({"knob": knobs[self.method_name]} if self.method_name in knobs else {})}
+
     @property
     def run_id(self) -> str:
         """Readable and deterministic: the same config always maps to the same record (skip / resume)."""
         semantic = {k: self.resolved.get(k) for k in ("method", "model", "task", "budget", "trainer", "seed",
                                                        "data_dir")}
         semantic["task"] = {k: v for k, v in (semantic["task"] or {}).items() if k not in TASK_DEFINITION}
+        semantic["budget"] = self._budget_semantic(semantic["budget"] or {})
         if self.recipe.name != "train":
             semantic["recipe"] = self.resolved.get("recipe")
         digest = hashlib.sha1(json.dumps(semantic, sort_keys=True, default=str).encode()).hexdigest()[:8]
@@ -283,6 +322,10 @@ def validate(cfg: DictConfig) -> RunConfig:
         resolved=resolved,
     )
     _cross_checks(run, entry.method)
-    if run.budget.rank is not None and hasattr(run.method, "with_rank"):
-        run.method = run.method.with_rank(run.budget.rank)
+    from peftbench.budget import BudgetError, with_budget_knob
+
+    try:
+        run.method = with_budget_knob(entry.method, run.method, run.budget)
+    except BudgetError as error:
+        raise ConfigError(str(error)) from None
     return run

@@ -37,13 +37,43 @@ def test_bad_input_fails_before_anything_is_written(tmp_path, args: list[str], m
     assert not (tmp_path / "results").exists()
 
 
-def test_planner_reproduces_adalora_table1_lora_params() -> None:
-    for budget, expected in (("r8", "1,327,104"), ("r2", "331,776")):
-        result = peftbench("plan", "model=deberta_v3_base", "method=lora", f"budget={budget}", cwd=ROOT)
-        assert result.returncode == 0, result.stderr
-        row = next(line for line in result.stdout.splitlines() if line.startswith("lora"))
-        assert row.split()[4] == expected
-        assert "head" in result.stdout
+def plan_table(stdout: str) -> dict[tuple[str, str], dict[str, str]]:
+    """The plan's first table as {(method, budget): {column: cell}}."""
+    lines = stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("method"))
+    header = lines[start].split()
+    rows = {}
+    for line in lines[start + 2:]:
+        if not line.strip():
+            break
+        cells = dict(zip(header, line.split()))
+        rows[cells["method"], cells["budget"]] = cells
+    return rows
+
+
+def test_planner_reproduces_adalora_table1_params_for_every_method() -> None:
+    from peftbench import methods
+
+    result = peftbench("plan", "model=deberta_v3_base", "budget=r2,r8", cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    rows = plan_table(result.stdout)
+    assert {method for method, _ in rows} == set(methods.available())
+    for budget, lora, adalora in (("r8", "1,327,104", "1,327,680"), ("r2", "331,776", "331,920")):
+        assert (rows["lora", budget]["knob"], rows["lora", budget]["trainable"]) == (f"r={budget[1]}", lora)
+        assert rows["adalora", budget]["effective"] == adalora  # b(T) spread uniformly
+        assert rows["full", budget]["knob"] == rows["bitfit", budget]["knob"] == "-"
+    assert "AdaLoRA Table 1" in result.stdout and "no uniform rank gives it" in result.stdout
+    assert "head" in result.stdout
+
+
+def test_planner_search_skips_knob_values_the_method_rejects() -> None:
+    result = peftbench("plan", "model=deberta_v3_base", "method=adalora", "method.init_rank=3",
+                       "budget.max_trainable_params=2000000", cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    assert plan_table(result.stdout)["adalora", "none"]["knob"] == "target_rank=3"
+    result = peftbench("plan", "model=deberta_v3_base", "method=adalora", "budget.max_params=1000", cwd=ROOT)
+    assert result.returncode == 2 and result.stderr.strip().count("\n") == 0
+    assert "165,960 effective parameters at the smallest target_rank=1" in result.stderr
 
 
 TINY = ["model=tiny_bert", "trainer=tiny", "task.max_train_samples=32", "task.max_eval_samples=16"]
