@@ -287,6 +287,10 @@ def run_recipe(run) -> dict:
         return get_recipe(run.recipe)(run)
     except Preempted as error:
         signum = (error.flag.signum if error.flag is not None else None) or signal.SIGTERM
+        from tqdm import tqdm
+
+        for bar in list(getattr(tqdm, "_instances", ())):  # the loop's progress bar is left open: close it first
+            bar.close()
         print(f"peftbench: preempted: {error}; rerun the same command to resume", file=sys.stderr)
         sys.stderr.flush()
         raise SystemExit(128 + int(signum)) from None
