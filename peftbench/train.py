@@ -125,15 +125,26 @@ def fit(run: RunConfig, accelerator: Accelerator, parts: Parts, schedulers: list
     ``save(state)`` writes a checkpoint (every ``trainer.checkpoint_every`` steps, at each evaluation, and when a
     stop signal arrives, after which :class:`Preempted` is raised).
     """
+    progress = tqdm(total=stop_step, initial=state.step, disable=not accelerator.is_main_process, desc=run.run_id)
+    method, unwrapped = parts.method, accelerator.unwrap_model(parts.model)
+    method.on_train_start(unwrapped, stop_step)
+    parts.model.train()
+    try:
+        _steps(run, accelerator, parts, schedulers, stop_step, log, state, save, flag, progress)
+    finally:
+        progress.close()  # also when preempted: the one-line message must not land inside the bar
+    return state
+
+
+def _steps(run: RunConfig, accelerator: Accelerator, parts: Parts, schedulers: list, stop_step: int, log: Any,
+           state: LoopState, save: Any, flag: StopFlag | None, progress: Any) -> None:
+    """The optimizer steps of :func:`fit`."""
     model, method = parts.model, parts.method
     unwrapped = accelerator.unwrap_model(model)
     trainable = [p for p in model.parameters() if p.requires_grad]
     eval_every = run.trainer.eval_every or parts.steps_per_epoch
     accumulation = run.trainer.gradient_accumulation_steps
-    progress = tqdm(total=stop_step, initial=state.step, disable=not accelerator.is_main_process, desc=run.run_id)
     seen = Seen(accelerator)
-    method.on_train_start(unwrapped, stop_step)
-    model.train()
     while state.step < stop_step:
         parts.train_loader.set_epoch(state.epoch)
         batches = resume_batches(accelerator, parts.train_loader, state.batches_in_epoch * accumulation, state)
@@ -179,8 +190,6 @@ def fit(run: RunConfig, accelerator: Accelerator, parts: Parts, schedulers: list
         else:
             state.epoch, state.batches_in_epoch = state.epoch + 1, 0
     seen.flush(state)
-    progress.close()
-    return state
 
 
 class Seen:
