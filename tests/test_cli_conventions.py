@@ -181,7 +181,7 @@ def test_preempted_single_run_ends_with_one_line_and_128_plus_signal(monkeypatch
 
     monkeypatch.setattr(recipes, "get_recipe", lambda name: preempted)
     with pytest.raises(SystemExit) as stopped:
-        cli.run_recipe(SimpleNamespace(recipe="train"))
+        cli.run_recipe(SimpleNamespace(recipe=SimpleNamespace(name="train")))
     assert stopped.value.code == code
     assert capsys.readouterr().err == (
         "peftbench: preempted: stopped by SIGUSR1 after step 3; rerun the same command to resume\n")
