@@ -22,13 +22,12 @@ from peftbench.analysis.style import MATRIX_LABELS, RANK_CMAP, method_color, met
 MATRIX_TYPES = ("query", "key", "value", "attention_output", "ffn_in", "ffn_out")  # AdaLoRA's six matrices
 
 
-def uniform_rank(record: dict[str, Any]) -> int | None:
-    config = record.get("config") or {}
-    for group, key in (("method", "r"), ("budget", "rank")):
-        value = (config.get(group) or {}).get(key)
-        if value is not None:
-            return int(value)
-    return None
+def has_ranks(record: dict[str, Any]) -> bool:
+    """A rank-based run: it recorded final ranks, or (older records) its method config has a rank."""
+    if (record.get("method_records") or {}).get("final_ranks") is not None:
+        return True
+    method = (record.get("config") or {}).get("method") or {}
+    return any(key in method for key in ("r", "target_rank"))
 
 
 def rank_grid(record: dict[str, Any]) -> tuple[pd.DataFrame | None, str]:
@@ -40,15 +39,11 @@ def rank_grid(record: dict[str, Any]) -> tuple[pd.DataFrame | None, str]:
     matrices = records.get("matrices")
     if not matrices:
         return None, (f"{record.get('run_id')}: the record has no method_records.matrices, so its layer layout "
-                      f"is unknown (rank in config: {uniform_rank(record)}, the same for every adapted matrix)")
+                      "is unknown (records written before every method recorded its matrices)")
     ranks = records.get("final_ranks")
-    source = "final_ranks"
     if ranks is None:
-        rank = uniform_rank(record)
-        if rank is None:
-            return None, f"{record.get('run_id')}: matrices recorded but neither final_ranks nor config rank"
-        ranks, source = {name: rank for name in matrices}, f"uniform rank r={rank} from config"
-    return _grid(matrices, ranks), source
+        return None, f"{record.get('run_id')}: matrices recorded but no final_ranks (a method without ranks)"
+    return _grid(matrices, ranks), "final_ranks"
 
 
 def _grid(matrices: dict[str, dict[str, Any]], ranks: dict[str, float]) -> pd.DataFrame:

@@ -117,7 +117,7 @@ def write_rank_figures(records: list[dict[str, Any]], out: Path) -> tuple[list[P
             if grid is not None:
                 grids.append(grid)
                 sources.add(source)
-            elif ranks.uniform_rank(run) is not None or run.get("method_records"):
+            elif ranks.has_ranks(run):
                 skipped.append(source)  # full fine-tuning and BitFit have no rank: nothing to report
         if skipped:
             notes.append(f"heatmap for {' / '.join(key)}: {len(skipped)} run(s) skipped, e.g. {skipped[0]}")
@@ -185,3 +185,4 @@ def report(results_dir: str | Path, out_dir: str | Path, *, experiment: str | No
     options = (f"experiment {experiment or 'all'}, metrics.{metric_kind}, #Params = parameters.{params_kind}, "
                f"reference method {reference_method}, alpha {alpha:g}")
     return written + [write_index(out, results_dir, records, frame, written, notes, options, sections)]
+

@@ -36,14 +36,17 @@ def test_mean_grid_averages_seeds_cell_by_cell() -> None:
     np.testing.assert_allclose(ranks.mean_grid(grids).to_numpy(), expected)
 
 
-def test_lora_heatmap_uses_uniform_config_rank_or_says_why_not() -> None:
+def test_lora_heatmap_reads_final_ranks_or_says_why_not() -> None:
     record = fx.quickstart_record()
     grid, reason = ranks.rank_grid(record)
-    assert grid is None and "method_records.matrices" in reason and "8" in reason
+    assert grid is None and "method_records.matrices" in reason
     with_layout = copy.deepcopy(record)
     with_layout["method_records"] = {"matrices": fx.matrices()}
+    grid, reason = ranks.rank_grid(with_layout)
+    assert grid is None and "no final_ranks" in reason
+    with_layout["method_records"]["final_ranks"] = dict.fromkeys(fx.matrices(), 8)
     grid, source = ranks.rank_grid(with_layout)
-    assert (grid.to_numpy() == 8).all() and "uniform rank r=8" in source
+    assert (grid.to_numpy() == 8).all() and source == "final_ranks"
 
 
 def test_sora_stage_means_equal_numpy() -> None:
