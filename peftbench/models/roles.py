@@ -1,11 +1,14 @@
 """What methods need to know about a backbone, by role, without loading it (torch-free).
 
-The rule for the task head: the head is what the ``AutoModelFor<family>`` class puts on top of the pretrained
-backbone and what the checkpoint does not provide, so it starts from random init and must train with every
-method (``classifier``/``classification_head`` for classification, ``qa_outputs`` for extractive QA). DeBERTa's
-``pooler`` belongs to its head for that reason: the DeBERTaV3 checkpoints carry no pooler weights, whereas BERT's
-and MiniLM's do (their pooler is backbone and stays frozen). A seq2seq LM head tied to the input embeddings is
-backbone, not head: no head for summarization.
+The rule for the task head: the head is the layers the ``AutoModelFor<family>`` class runs after the last
+transformer block to produce the task's output, and it trains with every method. For classification that is the
+pooling layer (dense + tanh over the first token) and the output projection, wherever Hugging Face puts them:
+BERT/MiniLM ``pooler`` + ``classifier``, DeBERTa ``pooler`` + ``classifier``, RoBERTa ``classifier`` (its
+``dense`` + ``out_proj``), BART ``classification_head`` (``dense`` + ``out_proj``). This is what the official
+AdaLoRA and SoRA code trains (their DeBERTa pooler is new, and BERT's pretrained NSP pooler is not a sentence
+representation the task can use frozen: a frozen MiniLM pooler left the classifier at 0.64-0.69 accuracy). For
+extractive QA the head is ``qa_outputs``. A seq2seq LM head tied to the input embeddings is backbone, not head:
+no head for summarization.
 
 Roles are regexes that fully match qualified module names; dimensions come from the Hugging Face config.
 """
@@ -46,7 +49,7 @@ _BERT_LIKE = dict(blocks=r".*\.layer\.\d+", self_attention=r".*\.layer\.\d+\.att
 
 ARCHITECTURES: dict[str, Architecture] = {
     "bert": Architecture(targets=_BERT_TARGETS, **_BERT_LIKE,
-                         heads={"classification": ("classifier",), "extractive_qa": ("qa_outputs",)}),
+                         heads={"classification": ("pooler", "classifier"), "extractive_qa": ("qa_outputs",)}),
     "roberta": Architecture(targets=_BERT_TARGETS, **_BERT_LIKE,
                             heads={"classification": ("classifier",), "extractive_qa": ("qa_outputs",)}),
     "deberta-v2": Architecture(
