@@ -3,8 +3,8 @@ MiniLM, real Rotten Tomatoes sentences, offline) and prints one table row per me
 accuracy, test accuracy, trainable and effective parameters, seconds, and whether the validation accuracy is
 above chance by a one-sided binomial test against the majority-class rate.
 
-    HF_HUB_OFFLINE=1 .venv/bin/python scripts/learning_check.py                 # the quick preset (~2-3 min a method)
-    HF_HUB_OFFLINE=1 .venv/bin/python scripts/learning_check.py --short         # the CI version (tests/test_learning.py)
+    HF_HUB_OFFLINE=1 .venv/bin/python scripts/learning_check.py           # the quick preset (~2-3 min a method)
+    HF_HUB_OFFLINE=1 .venv/bin/python scripts/learning_check.py --short   # the CI version (tests/test_learning.py)
     HF_HUB_OFFLINE=1 .venv/bin/python scripts/learning_check.py --methods lora,adalora -- trainer.lr=5e-4
 
 A method enters by registering: the list comes from ``peftbench.methods.available()``. Extra Hydra overrides
