@@ -113,6 +113,8 @@ class ExtractiveQA(TaskFamily):
                     length = dataset.length(feature)
                     gathered[feature] = (start[row, :length].cpu().numpy(), end[row, :length].cpu().numpy())
         model.train()
+        if len(gathered) != len(loader.dataset):  # every feature exactly once, whatever the number of processes
+            raise RuntimeError(f"predict gathered {len(gathered)} features for a set of {len(loader.dataset)}")
         return gathered
 
     def answers(self, predictions: dict[int, tuple[np.ndarray, np.ndarray]], dataset: Any) -> dict[str, Any]:
