@@ -67,3 +67,15 @@ def test_span_search_respects_context_order_and_length() -> None:
     assert all(e - s + 1 <= 1 for _, s, e in best_spans(start, end, offsets, n_best=20, max_answer_length=1))
     answer = answer_example("abc defg hij", [(start, end, offsets, 0)], n_best=20, max_answer_length=30)
     assert answer.text == "abc defg" and answer.null_score == 18.0 and answer.null_diff == 15.0
+
+
+def test_trivial_baselines() -> None:
+    from peftbench.tasks.extractive_qa.baselines import score
+    from peftbench.tasks.extractive_qa.sources import Example
+
+    examples = [Example("a", "T", "Paris is big. It rains.", "What is big?", ("Paris",), (0,)),
+                Example("b", "T", "Rome is old.", "Why?", (), ())]
+    v2 = score(examples, "2.0")
+    assert v2["empty"]["exact"] == 50.0 and v2["empty"]["NoAns_exact"] == 100.0
+    assert v2["first_word"]["HasAns_exact"] == 100.0 and v2["first_word"]["NoAns_exact"] == 0.0
+    assert score(examples[:1], "1.1")["first_sentence"]["f1"] == pytest.approx(100 * 2 * (1 / 3) / (1 + 1 / 3))
