@@ -35,7 +35,7 @@ def test_tiny_run_records_squad_metrics(run_tiny, task: str, metrics: set[str]) 
 def run(tmp_path, launcher: list[str], name: str) -> dict:
     args = ["model=tiny_bert", "trainer=tiny", "task=squad", "method=lora", "budget=r2", "task.max_train_samples=64",
             "task.max_eval_samples=45", "trainer.eval_batch_size=4", f"paths.results_dir={tmp_path}",
-            f"experiment_name={name}", "logger=none", *TINY_QA, *NO_DROPOUT]
+            f"paths.report_dir={tmp_path / 'reports'}", f"experiment_name={name}", "logger=none", *TINY_QA, *NO_DROPOUT]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     result = subprocess.run([*launcher, "-m", "peftbench", *args], cwd=ROOT, env=env, capture_output=True,
                             text=True, timeout=600)
