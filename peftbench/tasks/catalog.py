@@ -32,6 +32,19 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
     Metric("spearman", "Spearman"),
     Metric("correlation", "Corr"),  # AdaLoRA's STS-B score: mean of Pearson and Spearman
     Metric("loss", "Loss", higher_is_better=False),
+    Metric("exact_match", "EM"),  # SQuAD v1.1 (percent)
+    Metric("exact", "EM"),  # SQuAD v2.0 at the null threshold 0 (percent); f1 above is its F1
+    Metric("HasAns_exact", "HasAns EM"),
+    Metric("HasAns_f1", "HasAns F1"),
+    Metric("NoAns_exact", "NoAns EM"),
+    Metric("NoAns_f1", "NoAns F1"),
+    Metric("best_exact", "best EM"),  # at the best null threshold (official evaluate-v2.0)
+    Metric("best_f1", "best F1"),
+    Metric("best_exact_thresh", "best EM thresh"),  # a threshold, not a score: its direction means nothing
+    Metric("best_f1_thresh", "best F1 thresh"),
+    Metric("total", "questions"),
+    Metric("HasAns_total", "HasAns questions"),
+    Metric("NoAns_total", "NoAns questions"),
 )}
 
 
