@@ -80,6 +80,17 @@ class TaskFamily(ABC):
     def score(self, predictions: Any, dataset: Any) -> dict[str, float]:
         """Corpus metrics named in ``task.metrics`` from gathered predictions."""
 
+    def synthetic_batch(self, batch_size: int, length: int, vocab_size: int) -> dict[str, Any]:
+        """A random batch of model inputs with this family's targets (tests and throughput benchmarks need no
+        data): token ids, a full attention mask, and the labels ``model_class`` expects."""
+        import torch
+
+        ids = torch.randint(5, vocab_size, (batch_size, length))
+        return {"input_ids": ids, "attention_mask": torch.ones_like(ids), **self.synthetic_targets(batch_size, length)}
+
+    def synthetic_targets(self, batch_size: int, length: int) -> dict[str, Any]:
+        raise NotImplementedError(f"task family {self.name} has no synthetic targets")
+
     def evaluate(self, model: Any, loader: Any, accelerator: Any, method: Any, *, final: bool = False
                  ) -> dict[str, float]:
         return self.score(self.predict(model, loader, accelerator, method, final=final), loader.dataset)

@@ -60,6 +60,10 @@ class Classification(TaskFamily):
     def num_labels(self) -> int:
         return 1 if self.regression else len(self.task.source["labels"])
 
+    def synthetic_targets(self, batch_size: int, length: int) -> dict[str, Any]:
+        labels = torch.rand(batch_size) if self.regression else torch.randint(0, self.num_labels(), (batch_size,))
+        return {"labels": labels}
+
     def featurize(self, examples: list[sources.Example], tokenizer: Any) -> TokenizedDataset:
         return TokenizedDataset(examples, tokenizer, self.task.max_length, self.regression)
 

@@ -39,6 +39,10 @@ class ExtractiveQA(TaskFamily):
     name = "extractive_qa"
     model_class = "AutoModelForQuestionAnswering"
 
+    def synthetic_targets(self, batch_size: int, length: int) -> dict[str, Any]:
+        start = torch.randint(0, length, (batch_size,))
+        return {"start_positions": start, "end_positions": torch.minimum(start + 2, torch.tensor(length - 1))}
+
     @property
     def version(self) -> str:
         return str(self.task.source.get("version"))
