@@ -22,7 +22,8 @@ from peftbench.budget import count_on_meta
 from peftbench.checkpoint import Preempted
 from peftbench.config import validate
 from peftbench.methods.base import adapter_parameters
-from peftbench.models import build_model, model_spec
+from peftbench.models import build_model, load_model_config, model_spec
+from peftbench.models.roles import architecture
 from peftbench.tasks import catalog
 
 ARCHITECTURES = ["tiny_bert", "tiny_deberta", "tiny_roberta", "tiny_bart"]
@@ -39,13 +40,18 @@ def family_task(family: str) -> str:
     return (offline or [t for t, info in catalog.tasks().items() if info.family == family])[0]
 
 
+def supports(model: str, family: str) -> bool:
+    """Whether the architecture has roles for the family (peftbench/models/roles.py: BERT-likes have no seq2seq)."""
+    return family in architecture(load_model_config(model).architecture["model_type"]).heads
+
+
 def cases() -> list[tuple[str, str, str]]:
     found = []
     for family in tasks.available():
         for name in methods.available():
             supported = methods.get(name).method.families
             if supported is None or family in supported:
-                found += [(name, model, family) for model in ARCHITECTURES]
+                found += [(name, model, family) for model in ARCHITECTURES if supports(model, family)]
     return found
 
 
@@ -86,8 +92,9 @@ def test_only_the_methods_parameters_train(tmp_path, method: str, model: str, fa
     for name, parameter in model_.named_parameters():
         claimed = name in declared or spec.is_head(name) or method_.trains_backbone_parameter(name)
         assert parameter.requires_grad == claimed, name
+    generative = tasks.get(family).model_class.endswith("Seq2SeqLM")  # labels are target token ids
     batch = {"input_ids": torch.randint(5, 1000, (3, 9)), "attention_mask": torch.ones(3, 9, dtype=torch.long),
-             "labels": torch.tensor([0, 1, 0])}
+             "labels": torch.randint(5, 1000, (3, 4)) if generative else torch.tensor([0, 1, 0])}
     if model == "tiny_bart":
         batch["input_ids"][:, -1] = 102  # BART classifies from the last <eos>
     model_(**method_.prepare_inputs(model_, batch)).loss.backward()
