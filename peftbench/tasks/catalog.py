@@ -32,6 +32,10 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
     Metric("spearman", "Spearman"),
     Metric("correlation", "Corr"),  # AdaLoRA's STS-B score: mean of Pearson and Spearman
     Metric("loss", "Loss", higher_is_better=False),
+    Metric("rouge1", "R-1"),
+    Metric("rouge2", "R-2"),
+    Metric("rougeL", "R-L"),  # sentence-free LCS
+    Metric("rougeLsum", "R-Lsum"),  # summary-level LCS over sentences (the papers' "ROUGE-L" for summarization)
 )}
 
 

@@ -13,6 +13,8 @@ import pytest
 from support import ROOT
 
 SUMMARIZATION = ROOT.parent / "shared" / "data" / "summarization"
+
+
 @pytest.mark.slow
 def test_two_processes_generate_the_same_summaries_in_order(tmp_path) -> None:
     """The same random-init weights on 1 and 2 processes: padded generations gathered without duplicates."""
