@@ -94,3 +94,10 @@ def test_one_file_is_split_by_document_with_the_seed(summarization_dir) -> None:
     assert [e.id for e in again.test["test"]] == [e.id for e in splits.test["test"]]
     other = tasks.family_for(task_config("task.options.split_from=test.jsonl", "task.split_seed=1"))
     assert [e.id for e in other.load(str(summarization_dir)).test["test"]] != [e.id for e in splits.test["test"]]
+
+
+def test_a_backbone_without_seq2seq_roles_fails_before_weights_load() -> None:
+    from peftbench.run import preflight
+
+    with pytest.raises(ConfigError, match=r"model=tiny_bert task=xsum: model tiny_bert \(bert\) has no seq2seq head"):
+        preflight(validate(compose(["task=xsum", "model=tiny_bert"])))
