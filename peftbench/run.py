@@ -17,8 +17,8 @@ from accelerate.utils import DataLoaderConfiguration, broadcast_object_list
 from peftbench import checkpoint, records, tasks
 from peftbench.budget import fit_budget
 from peftbench.checkpoint import Preempted
-from peftbench.config import RunConfig
-from peftbench.models import resolve
+from peftbench.config import ConfigError, RunConfig
+from peftbench.models import model_spec, resolve
 
 
 def preflight(run: RunConfig) -> RunConfig:
@@ -26,7 +26,12 @@ def preflight(run: RunConfig) -> RunConfig:
     run with the method config that meets the budget; a run already checked is returned as it is."""
     if run.checked:
         return run
-    tasks.family_for(run.task).check_sources(run.data_dir)
+    family = tasks.family_for(run.task)
+    family.check_sources(run.data_dir)
+    try:  # the backbone has module roles and a head rule for the family (BERT has no seq2seq LM)
+        model_spec(run.model, family.name)
+    except ValueError as error:
+        raise ConfigError(f"model={run.model.name} task={run.task.name}: {error}") from None
     reference = run.model.tokenizer or run.model.pretrained
     if reference is not None:
         resolve(reference)

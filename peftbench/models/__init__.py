@@ -48,12 +48,38 @@ def load_model_config(name: str) -> Any:
     return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(ModelConfig), node))
 
 
+ENCODER_DECODER = "encoder-decoder"
+
+
 def hf_config(model_cfg: Any) -> PretrainedConfig:
     """The backbone's Hugging Face config: from ``architecture`` (no files needed) or the pretrained folder."""
+    if (model_cfg.architecture or {}).get("model_type") == ENCODER_DECODER:
+        return encoder_decoder_config(model_cfg)
     if model_cfg.architecture:
         values = dict(model_cfg.architecture)
         return AutoConfig.for_model(values.pop("model_type"), **values)
     return AutoConfig.from_pretrained(resolve(model_cfg.pretrained))
+
+
+def encoder_decoder_config(model_cfg: Any) -> PretrainedConfig:
+    """``architecture: {model_type: encoder-decoder, ...}``: an ``EncoderDecoderConfig`` whose halves are the
+    ``encoder``/``decoder`` nodes (config.json values, random init) or, without them, two copies of the
+    ``pretrained`` backbone's config (BERT2BERT). The decoder half gets causal self-attention and cross-attention;
+    the other keys (decoder_start/eos/pad token ids) go to the outer config and its generation defaults."""
+    values = dict(model_cfg.architecture)
+    values.pop("model_type")
+    halves = [values.pop(key, None) for key in ("encoder", "decoder")]
+    if all(halves):
+        encoder, decoder = (AutoConfig.for_model(**dict(half)) for half in halves)
+    elif not any(halves) and model_cfg.pretrained is not None:
+        encoder, decoder = (AutoConfig.from_pretrained(resolve(model_cfg.pretrained)) for _ in range(2))
+    else:
+        raise ValueError(f"model {model_cfg.name}: model_type encoder-decoder needs both `encoder` and `decoder` "
+                         "nodes under `architecture`, or neither and a `pretrained` backbone to copy")
+    decoder.is_decoder, decoder.add_cross_attention = True, True
+    config = transformers.EncoderDecoderConfig.from_encoder_decoder_configs(encoder, decoder, **values)
+    config.vocab_size = decoder.vocab_size
+    return config
 
 
 def model_spec(model_cfg: Any, family: str = "classification", config: PretrainedConfig | None = None) -> ModelSpec:
@@ -78,8 +104,30 @@ def build_model(model_cfg: Any, num_labels: int | None, *, model_class: str = "A
         with torch.device("meta"):
             return auto.from_config(config)
     if model_cfg.pretrained is None:
-        return auto.from_config(config)
+        return _generation_ids(auto.from_config(config))
+    if config.model_type == ENCODER_DECODER:  # two copies of one backbone; the new modules start at random
+        if model_cfg.quantization != "none":
+            raise ValueError(f"model {model_cfg.name}: quantization is not supported for composed encoder-decoders")
+        path = resolve(model_cfg.pretrained)
+        encoder = transformers.AutoModel.from_pretrained(path, config=config.encoder)
+        decoder = transformers.AutoModelForCausalLM.from_pretrained(path, config=config.decoder)
+        verbosity = transformers.logging.get_verbosity()
+        transformers.logging.set_verbosity_error()  # it prints both halves' configs when adopting them
+        try:
+            model = transformers.EncoderDecoderModel(config=config, encoder=encoder, decoder=decoder)
+        finally:
+            transformers.logging.set_verbosity(verbosity)
+        return _generation_ids(model)
     return auto.from_pretrained(resolve(model_cfg.pretrained), config=config, **quantization_args(model_cfg))
+
+
+def _generation_ids(model: nn.Module) -> nn.Module:
+    """Encoder-decoders composed from a config: its start/eos/pad ids become the generation defaults."""
+    if getattr(model.config, "model_type", None) == ENCODER_DECODER:
+        for key in ("decoder_start_token_id", "eos_token_id", "pad_token_id"):
+            if getattr(model.config, key, None) is not None:
+                setattr(model.generation_config, key, getattr(model.config, key))
+    return model
 
 
 def quantization_args(model_cfg: Any) -> dict[str, Any]:

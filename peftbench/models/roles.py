@@ -62,6 +62,14 @@ ARCHITECTURES: dict[str, Architecture] = {
         blocks=r".*\.layers\.\d+", self_attention=r".*\.layers\.\d+\.self_attn",
         cross_attention=r".*\.layers\.\d+\.encoder_attn", norms=r".*layer_?norm.*", embeddings=r".*embed_\w+",
         heads={"classification": ("classification_head",), "extractive_qa": ("qa_outputs",), "seq2seq": ()}),
+    # EncoderDecoderModel of two BERT copies (conf/model/minilm_seq2seq.yaml): ``encoder.encoder.layer.N`` and
+    # ``decoder.bert.encoder.layer.N``; the BERT targets match encoder and decoder self-attention and FFNs (not
+    # ``crossattention``, whose names lack the ``.attention.`` segment). Warm-started from a BERT checkpoint, the
+    # decoder's cross-attention and LM-head transform (``cls.predictions``; its decoder matrix is tied to the
+    # embeddings) are new, random-init modules: by the head rule they are the seq2seq head and always train.
+    "encoder-decoder": Architecture(
+        targets=_BERT_TARGETS, **{**_BERT_LIKE, "cross_attention": r".*\.layer\.\d+\.crossattention"},
+        heads={"seq2seq": ("crossattention", "cls.predictions")}),
 }
 
 
@@ -76,7 +84,11 @@ class Dimensions:
 
 
 def dimensions(config: Any) -> Dimensions:
-    """Sizes read from a Hugging Face config (BERT-style or BART-style names)."""
+    """Sizes read from a Hugging Face config (BERT-style or BART-style names; an encoder-decoder's halves)."""
+    if config.model_type == "encoder-decoder":
+        encoder, decoder = dimensions(config.encoder), dimensions(config.decoder)
+        return Dimensions(hidden=encoder.hidden, heads=encoder.heads, head_size=encoder.head_size, ffn=encoder.ffn,
+                          encoder_layers=encoder.encoder_layers, decoder_layers=decoder.encoder_layers)
     get = lambda *names: next(getattr(config, n) for n in names if getattr(config, n, None) is not None)  # noqa: E731
     hidden = get("hidden_size", "d_model")
     heads = get("num_attention_heads", "encoder_attention_heads")

@@ -45,6 +45,10 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
     Metric("total", "questions"),
     Metric("HasAns_total", "HasAns questions"),
     Metric("NoAns_total", "NoAns questions"),
+    Metric("rouge1", "R-1"),
+    Metric("rouge2", "R-2"),
+    Metric("rougeL", "R-L"),  # sentence-free LCS
+    Metric("rougeLsum", "R-Lsum"),  # summary-level LCS over sentences (the papers' "ROUGE-L" for summarization)
 )}
 
 

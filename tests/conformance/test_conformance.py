@@ -22,7 +22,8 @@ from peftbench.budget import count_on_meta
 from peftbench.checkpoint import Preempted
 from peftbench.config import validate
 from peftbench.methods.base import adapter_parameters
-from peftbench.models import build_model, model_spec
+from peftbench.models import build_model, load_model_config, model_spec
+from peftbench.models.roles import architecture
 from peftbench.tasks import catalog
 
 ARCHITECTURES = ["tiny_bert", "tiny_deberta", "tiny_roberta", "tiny_bart"]
@@ -39,13 +40,18 @@ def family_task(family: str) -> str:
     return (offline or sorted(t for t, info in catalog.tasks().items() if info.family == family))[0]
 
 
+def supports(model: str, family: str) -> bool:
+    """Whether the architecture has roles for the family (peftbench/models/roles.py: BERT-likes have no seq2seq)."""
+    return family in architecture(load_model_config(model).architecture["model_type"]).heads
+
+
 def cases() -> list[tuple[str, str, str]]:
     found = []
     for family in tasks.available():
         for name in methods.available():
             supported = methods.get(name).method.families
             if supported is None or family in supported:
-                found += [(name, model, family) for model in ARCHITECTURES]
+                found += [(name, model, family) for model in ARCHITECTURES if supports(model, family)]
     return found
 
 
