@@ -180,3 +180,18 @@ def test_table1_figures_on_r8() -> None:
         "1.27M", "1,327,680", "+57,680", "+4.5%")
     tiny = validate(compose(["method=adalora", "model=tiny_bert", "budget=r8"]))
     assert compare(tiny, fit(tiny)) == []  # the references are DeBERTaV3-base's
+
+
+def test_table3_budgets_on_bart_large_are_ranks_1_2_8_16() -> None:
+    """AdaLoRA Table 3's 0.13 / 0.26 / 1.10 / 2.20% on BART-large: one LoRA rank on the six matrix types of every
+    encoder layer and of the decoder's self- and cross-attention costs 540,672 parameters (0.133%)."""
+    from support import compose
+
+    from peftbench.budget import count_on_meta
+    from peftbench.config import validate
+
+    counts = {budget: count_on_meta(validate(compose(["model=bart_large", "task=xsum", "method=lora",
+                                                      f"budget={budget}"])))
+              for budget in ("r1", "r16")}
+    assert counts["r1"]["adapter"] == 540_672 and counts["r16"]["adapter"] == 16 * 540_672
+    assert counts["r1"]["backbone"] == 406_291_456 and counts["r1"]["head"] == 0
