@@ -17,7 +17,10 @@ from matplotlib.figure import Figure
 from peftbench.analysis.style import method_color, method_label, task_label
 
 STAGE_COLUMNS = ["model", "task", "method", "budget", "seed", "run_id", "stage", "threshold",
-                 "nonzero_parameters", "memorization", "generalization"]
+                 "nonzero_parameters", "memorization", "generalization", "stage_lr"]
+# How the stages' learning rate behaved: recorded by the recipe since it became an option (restart: Algorithm 1,
+# every stage trains; continue: the released code, lr 0 after the dense stage). Older records ran `continue`.
+OLD_STAGE_LR = "continue"
 CURVES = (("memorization", "-", "o"), ("generalization", "--", "s"))  # line style, marker
 
 
@@ -36,7 +39,9 @@ def stage_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
         if record.get("status") != "completed":
             continue
         run = {k: record.get(k) for k in STAGE_COLUMNS[:6]}
-        rows += [{**run, **{k: stage.get(k) for k in STAGE_COLUMNS[6:]}} for stage in record_stages(record)]
+        stage_lr = (record.get("sparsity") or {}).get("stage_lr", OLD_STAGE_LR)
+        rows += [{**run, **{k: stage.get(k) for k in STAGE_COLUMNS[6:-1]}, "stage_lr": stage_lr}
+                 for stage in record_stages(record)]
     frame = pd.DataFrame(rows, columns=STAGE_COLUMNS)
     numeric = ["threshold", "nonzero_parameters", "memorization", "generalization"]
     return frame.astype({column: float for column in numeric})
@@ -47,7 +52,8 @@ def mean_stages(stages: pd.DataFrame) -> pd.DataFrame:
     keys = ["model", "task", "method", "budget", "stage"]
     values = ["threshold", "nonzero_parameters", "memorization", "generalization"]
     grouped = stages.groupby(keys, sort=True)
-    return grouped[values].mean().join(grouped["seed"].nunique().rename("n")).reset_index()
+    stage_lr = grouped["stage_lr"].agg(lambda v: "/".join(sorted(set(map(str, v)))))
+    return grouped[values].mean().join(grouped["seed"].nunique().rename("n")).join(stage_lr).reset_index()
 
 
 def xi_label(threshold: float) -> str:
@@ -78,13 +84,16 @@ def plot_sora_curves(stages: pd.DataFrame, model: str) -> Figure:
         ax.set_xscale("log")
         ax.set_xlabel("non-zero trainable parameters (count, log scale)")
         ax.set_ylabel("% of dense-stage value")
-        ax.set_title(f"{task_label(task)} · {method_label(method)} · budget {budget} · n={int(curve['n'].max())}",
-                     fontsize=10)
+        stage_lr = "/".join(sorted(set(curve["stage_lr"])))
+        ax.set_title(f"{task_label(task)} · {method_label(method)} · budget {budget} · n={int(curve['n'].max())}\n"
+                     f"stage lr: {stage_lr}", fontsize=10)
         ax.grid(True, which="both", alpha=0.3)
     for ax in list(axes.flat)[len(panels):]:
         ax.set_visible(False)
     # One legend for all panels, below them, so it never hides the low-ξ points.
     fig.legend(*axes.flat[0].get_legend_handles_labels(), loc="lower center", ncol=2, fontsize=9)
-    fig.suptitle(f"{model}: memorization and generalization along the sparsifying scheduler (cf. SoRA Fig. 3)")
+    fig.suptitle(f"{model}: memorization and generalization along the sparsifying scheduler (cf. SoRA Fig. 3); "
+                 "stage lr restart = every stage trains (Algorithm 1), continue = released code (lr 0 after the "
+                 "dense stage)", fontsize=9)
     fig.tight_layout(rect=(0, 0.07, 1, 1))
     return fig
