@@ -89,7 +89,7 @@ class TaskFamily(ABC):
         return {"input_ids": ids, "attention_mask": torch.ones_like(ids), **self.synthetic_targets(batch_size, length)}
 
     def synthetic_targets(self, batch_size: int, length: int) -> dict[str, Any]:
-        raise NotImplementedError(f"task family {self.name} has no synthetic targets")
+        raise TypeError(f"task family {self.name} defines no synthetic targets (override synthetic_targets)")
 
     def evaluate(self, model: Any, loader: Any, accelerator: Any, method: Any, *, final: bool = False
                  ) -> dict[str, float]:
