@@ -28,7 +28,8 @@ BUDGET_GROUPS = {"r8": "1.2M", "r4": "0.6M", "r2": "0.3M"}
 AVERAGE = ("average", "score")
 # The backbone each shipped reference table reports (config name of conf/model/*.yaml); comparing another
 # model with it would be meaningless.
-REFERENCE_MODELS = {"adalora_table1": "deberta_v3_base"}
+REFERENCE_MODELS = {"adalora_table1": "deberta_v3_base", "adalora_table2": "deberta_v3_base",
+                    "adalora_table3": "bart_large"}
 MISSING = "–"
 # The papers print percentages. Records keep each family's own scale: classification metrics and ROUGE
 # (peftbench/tasks/seq2seq/rouge.py) are fractions in [0, 1], while the extractive_qa family reports EM/F1 in
