@@ -17,7 +17,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     make.add_argument("results_dir", type=Path, help="folder holding <experiment>/<run-id>/run.json")
     make.add_argument("--out", type=Path, required=True, help="report folder (created; files overwritten)")
     make.add_argument("--experiment", default=None, help="only runs of this experiment (default: all)")
-    make.add_argument("--reference", action="store_true", help="also compare with AdaLoRA Table 1")
+    make.add_argument("--reference", action="store_true",
+                      help="also compare with AdaLoRA Tables 1-3 (GLUE, SQuAD, XSum/CNN-DM)")
     make.add_argument("--metrics", choices=("best", "final"), default="best",
                       help="best dev checkpoint (default, as the papers report) or end of training")
     make.add_argument("--params", choices=("effective", "trainable", "adapter"), default="effective",

@@ -5,6 +5,8 @@ Layout under ``out_dir``::
     README.md                                   index: runs found, what was written, what was skipped and why
     tables/budget_table_<model>.{md,tex,csv}    AdaLoRA Table 1 layout (tables.py)
     tables/vs_paper_<model>.{md,tex,csv}        with reference=True: ours vs AdaLoRA Table 1, ours − paper
+    tables/vs_paper_<model>_table{2,3}.{md,tex,csv}  with reference=True: ours vs AdaLoRA Table 2 (SQuAD,
+                                                DeBERTaV3-base) or Table 3 (XSum, CNN/DM, BART-large), ours − paper
     tables/stats_{best,final}_<model>.{md,tex,csv}  mean, std, t CI, paired tests vs the reference method
     tables/cost_<model>.{md,tex,csv}            AdaLoRA Table 15 shape: time, steps, throughput, memory, ratios
     figures/sora_curves_<model>.{png,pdf}       SoRA Figure 3 (curves.py), when runs recorded stages
@@ -21,7 +23,7 @@ from typing import Any
 
 import pandas as pd
 
-from peftbench.analysis import cost, curves, ranks, stat_tables, tables
+from peftbench.analysis import cost, curves, paper_tables, ranks, stat_tables, tables
 from peftbench.analysis.statistics import ALPHA
 from peftbench.analysis.style import run_title, save_figure
 from peftbench.results import iter_records, load
@@ -34,7 +36,7 @@ def slug(*parts: Any) -> str:
 
 
 def write_tables(frame: pd.DataFrame, out: Path, *, reference: bool, metric_kind: str,
-                 params_kind: str) -> tuple[list[Path], list[str]]:
+                 params_kind: str, records: list[dict[str, Any]] = ()) -> tuple[list[Path], list[str]]:
     written, notes = [], []
     completed = frame[frame["status"] == "completed"]
     for model in sorted(completed["model"].unique()):
@@ -42,10 +44,13 @@ def write_tables(frame: pd.DataFrame, out: Path, *, reference: bool, metric_kind
                                     params_kind=params_kind)
         texts = {"md": tables.to_markdown(table), "tex": tables.to_latex(table), "csv": tables.to_csv(table)}
         written += _write_texts(out / f"budget_table_{slug(model)}", texts)
-        if reference and model != tables.REFERENCE_MODELS["adalora_table1"]:
-            notes.append(f"no paper comparison for {model}: AdaLoRA Table 1 reports "
-                         f"{tables.REFERENCE_MODELS['adalora_table1']} only")
-        elif reference:
+        if reference and model not in tables.REFERENCE_MODELS.values():
+            notes.append(f"no paper comparison for {model}: AdaLoRA Tables 1-3 report "
+                         f"{' and '.join(sorted(set(tables.REFERENCE_MODELS.values())))} only")
+            continue
+        if reference:
+            written += write_paper_tables(completed, records, out, model=model, metric_kind=metric_kind)
+        if reference and model == tables.REFERENCE_MODELS["adalora_table1"]:
             comparison = tables.compare_with_paper(table)
             if not comparison.empty:
                 texts = {"md": tables.comparison_markdown(comparison, model),
@@ -53,6 +58,23 @@ def write_tables(frame: pd.DataFrame, out: Path, *, reference: bool, metric_kind
                          "csv": comparison.to_csv(index=False, lineterminator="\n")}
                 written += _write_texts(out / f"vs_paper_{slug(model)}", texts)
     return written, notes
+
+
+def write_paper_tables(frame: pd.DataFrame, records: list[dict[str, Any]], out: Path, *, model: str,
+                       metric_kind: str) -> list[Path]:
+    """``vs_paper_<model>_table2`` / ``_table3``: AdaLoRA Tables 2 and 3 where the model ran their tasks."""
+    written = []
+    for name, spec in paper_tables.PAPER_TABLES.items():
+        if spec.model != model:
+            continue
+        comparison = paper_tables.compare_paper_table(frame, list(records), name, metric_kind=metric_kind)
+        if comparison.empty:
+            continue
+        texts = {"md": paper_tables.comparison_markdown(comparison, name, model, metric_kind),
+                 "tex": paper_tables.comparison_latex(comparison, name, model, metric_kind),
+                 "csv": paper_tables.comparison_csv(comparison, model)}
+        written += _write_texts(out / f"vs_paper_{slug(model)}_{name.removeprefix('adalora_')}", texts)
+    return written
 
 
 def write_statistics(frame: pd.DataFrame, records: list[dict[str, Any]], out: Path, *, reference_method: str,
@@ -174,7 +196,7 @@ def report(results_dir: str | Path, out_dir: str | Path, *, experiment: str | No
     sections: list[str] = []
     if not frame.empty:
         written, notes = write_tables(frame, out / "tables", reference=reference, metric_kind=metric_kind,
-                                      params_kind=params_kind)
+                                      params_kind=params_kind, records=records)
         stats_written, sections = write_statistics(frame, records, out / "tables",
                                                    reference_method=reference_method, alpha=alpha)
         written += stats_written

@@ -2,7 +2,7 @@
 interval over seeds, and a paired test against a reference method (LoRA by default) at the same budget.
 
 One line per cell (long format), so any number of tasks fits; the tidy ``cells`` frame is the single
-source of the Markdown, LaTeX and CSV renderings. Values are ×100 as in the budget tables. The average
+source of the Markdown, LaTeX and CSV renderings. Values are in percent as in the budget tables. The average
 column of the budget table has no per-seed values and is not tested here.
 """
 
@@ -123,8 +123,9 @@ def stat_rows(table: StatTable) -> tuple[list[str], list[list[str]]]:
 
 def stat_caption(table: StatTable) -> str:
     reference = method_label(table.reference)
-    return (f"{table.model}: {tables.metric_source(table.metric_kind)}, ×100, over seeds. Mean ± sample std "
-            f"(ddof=1); CI: Student t {st.CONFIDENCE:.0%} interval of the mean (needs n ≥ {st.MIN_SEEDS}). "
+    return (f"{table.model}: {tables.metric_source(table.metric_kind)}, in percent (fractions ×100), over seeds. "
+            f"Mean ± sample std (ddof=1); CI: Student t {st.CONFIDENCE:.0%} interval of the mean "
+            f"(needs n ≥ {st.MIN_SEEDS}). "
             f"Δ: mean of (method − {reference}) over the seeds both ran at the same budget; paired t-test "
             f"(two-sided) and exact sign-flip permutation p on the same differences (its smallest possible p is "
             f"2/2^n: 0.25 with 3 seeds). {MARK}: paired t-test p < {table.alpha:g}. Tests need "

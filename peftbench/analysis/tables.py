@@ -1,6 +1,7 @@
 """Budget tables in the layout of AdaLoRA Table 1: rows = method × budget, columns = task metrics + average.
 
-Cells are mean ± sample standard deviation (ddof=1) over seeds, ×100 as in the papers, with the seed count n.
+Cells are mean ± sample standard deviation (ddof=1) over seeds, on the papers' percent scale (fractions ×100, see
+``metric_scale``), with the seed count n.
 A cell without a completed run stays missing ("–"); nothing is imputed. The long ``cells`` frame is the
 single source for the Markdown, LaTeX and CSV renderings, so the three always agree.
 """
@@ -27,8 +28,15 @@ BUDGET_GROUPS = {"r8": "1.2M", "r4": "0.6M", "r2": "0.3M"}
 AVERAGE = ("average", "score")
 # The backbone each shipped reference table reports (config name of conf/model/*.yaml); comparing another
 # model with it would be meaningless.
-REFERENCE_MODELS = {"adalora_table1": "deberta_v3_base"}
+REFERENCE_MODELS = {"adalora_table1": "deberta_v3_base", "adalora_table2": "deberta_v3_base",
+                    "adalora_table3": "bart_large"}
 MISSING = "–"
+# The papers print percentages. Records keep each family's own scale: classification metrics and ROUGE
+# (peftbench/tasks/seq2seq/rouge.py) are fractions in [0, 1], while the extractive_qa family reports EM/F1 in
+# percent as the official SQuAD scripts do (peftbench/tasks/extractive_qa/metrics.py). The scale lives here, by
+# family, rather than in the task catalogue (which belongs to the task layer); a new family recording percent
+# must be added to this set.
+PERCENT_FAMILIES = frozenset({"extractive_qa"})
 OPTIMISTIC = "best checkpoint (metrics.best), selected on the reported (validation) set — optimistic"
 REFERENCE_DIR = Path(__file__).parent / "reference"
 
@@ -101,8 +109,16 @@ def table_columns(frame: pd.DataFrame) -> list[Column]:
     return columns
 
 
+def metric_scale(task: str) -> float:
+    """Factor that puts a task's recorded metrics on the papers' percent scale: 1 for a family that records
+    percent already (SQuAD EM/F1), 100 for fractions (GLUE, ROUGE) and for tasks outside the catalogue."""
+    info = catalog.tasks().get(task)
+    return 1.0 if info is not None and info.family in PERCENT_FAMILIES else 100.0
+
+
 def seed_scores(frame: pd.DataFrame, columns: list[Column], metric_kind: str) -> pd.DataFrame:
-    """Long frame method, budget, task, metric, seed, value (×100): one value per run and table column."""
+    """Long frame method, budget, task, metric, seed, value (percent, ``metric_scale``): one value per run and
+    table column."""
     parts = []
     for column in columns:
         source = f"{metric_kind}/{column.metric}"
@@ -110,7 +126,7 @@ def seed_scores(frame: pd.DataFrame, columns: list[Column], metric_kind: str) ->
         if source not in runs or runs.empty:
             continue
         part = runs[["method", "budget", "seed"]].assign(task=column.task, metric=column.metric,
-                                                          value=runs[source] * 100.0)
+                                                          value=runs[source] * metric_scale(column.task))
         parts.append(part.dropna(subset=["value"]))
     if not parts:
         return pd.DataFrame(columns=["method", "budget", "seed", "task", "metric", "value"])
@@ -221,8 +237,9 @@ def table_rows(table: BudgetTable, *, latex: bool = False) -> tuple[list[str], l
 
 def caption(table: BudgetTable) -> str:
     source = metric_source(table.metric_kind)
-    return (f"{table.model}: {source}, ×100. Cells: mean ± sample std (ddof=1) over n seeds. Bold: best in its "
-            f"budget group. #Params: parameters.{table.params_kind} (range across tasks when heads differ). "
+    return (f"{table.model}: {source}, in percent (fractions ×100). Cells: mean ± sample std (ddof=1) over n "
+            f"seeds. Bold: best in its budget group. #Params: parameters.{table.params_kind} (range across tasks "
+            f"when heads differ). "
             f"Avg: mean over tasks of each task's mean, only when every task is present. {MISSING}: no completed run.")
 
 

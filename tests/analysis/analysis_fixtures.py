@@ -115,7 +115,7 @@ def make_record(*, experiment: str, method: str, task: str, budget: str, seed: i
     head = 768 * 769 + 769 * (1 if task == "stsb" else 3 if task == "mnli" else 2)
     completed = status == "completed"
     metrics = None
-    if completed:
+    if completed and task in TASK_METRICS:  # task_record fills in the others
         metrics = {"main_metric": MAIN_METRIC.get(task, "accuracy"),
                    "final": metric_block(task, experiment, method, budget, seed, "final"),
                    "best": metric_block(task, experiment, method, budget, seed, "best"), "best_step": 900}
@@ -199,3 +199,90 @@ def write_results(root: Path, records: list[dict[str, Any]]) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(record, indent=1))
     return root
+
+
+# AdaLoRA Tables 2 and 3. Metric values are simple formulas of a base per (method, budget) and the seed, so the
+# tests can check the comparison tables against numbers worked out by hand. SQuAD metrics are recorded in
+# percent (as peftbench/tasks/extractive_qa/metrics.py writes them), ROUGE as fractions.
+QA_MODEL = "deberta_v3_base"
+SUMMARY_MODEL = "bart_large"
+QA_BASE = {("full", "none"): 85.0, ("lora", "r8"): 83.0, ("adalora", "r8"): 84.0, ("lora", "r1"): 78.0,
+           ("adalora", "r1"): 80.0}
+SUMMARY_BASE = {("lora", "r16"): 0.39, ("adalora", "r16"): 0.40, ("sora", "r16"): 0.41, ("lora", "r4"): 0.385,
+                ("lora", "r2"): 0.37, ("adalora", "r2"): 0.38}
+SQUAD_DATA = {"squad": "../shared/data/squad/dev-v1.1.json",
+              "squad_v2": "../shared/data/squad/dev-v2.0-cs224n-half.json"}
+
+
+def qa_metrics(task: str, base: float, seed: int) -> dict[str, dict[str, float]]:
+    """Validation (best block; final = best − 1) and test (final block, test_ prefix, never compared)."""
+    if task == "squad":
+        best = {"exact_match": base + 2 * seed, "f1": base + 6 + 2 * seed}
+    else:  # squad_v2: exact/f1 at threshold 0 and, 5 points higher, at the best threshold
+        best = {"exact": base - 10 + 2 * seed, "f1": base - 7 + 2 * seed}
+        best |= {"best_exact": best["exact"] + 5, "best_f1": best["f1"] + 5, "best_exact_thresh": -1.5,
+                 "best_f1_thresh": -1.0}
+    final = {name: value - 1 for name, value in best.items()}
+    return {"best": best, "final": final | {f"test_{name}": value - 3 for name, value in best.items()}}
+
+
+def summary_metrics(base: float, seed: int) -> dict[str, dict[str, float]]:
+    """Test ROUGE (final block, test_ prefix) = the base formulas; validation 0.05 higher, best 0.01 below it.
+    rougeL differs from rougeLsum so a test can tell which one was compared."""
+    test = {"loss": 2.0, "rouge1": base + 0.02 * seed, "rouge2": base - 0.2 + 0.02 * seed, "rougeL": base - 0.1,
+            "rougeLsum": base - 0.07 + 0.02 * seed}
+    validation = {name: value + 0.05 for name, value in test.items()}
+    return {"best": {name: value - 0.01 for name, value in validation.items()},
+            "final": validation | {f"test_{name}": value for name, value in test.items()}}
+
+
+def task_record(*, experiment: str, method: str, task: str, budget: str, seed: int, model: str,
+                metrics: dict[str, dict[str, float]] | None, data: dict[str, Any], max_eval_samples: int | None = None,
+                status: str = "completed") -> dict[str, Any]:
+    record = make_record(experiment=experiment, method=method, task=task, budget=budget, seed=seed, model=model,
+                         status=status)
+    if metrics is not None and status == "completed":
+        record["metrics"] = {"main_metric": "loss" if "loss" in metrics["best"] else "f1", **metrics,
+                             "best_step": 900}
+    record["data"] = data
+    record["config"]["task"] = {"name": task, "max_eval_samples": max_eval_samples, "max_train_samples": None}
+    return record
+
+
+def qa_records() -> list[dict[str, Any]]:
+    """DeBERTaV3-base on SQuAD v1.1/v2.0: lora/adalora at r8 and r1 plus full FT, seeds 0 and 1, from an article
+    split of the dev files, except: lora r8 SQuAD v1.1 ran on the hub's official dev set (like for like), full FT
+    (seed 0 only) on the hub but capped at 500 questions, and adalora r8 has no SQuAD v2.0 run."""
+    records = []
+    for (method, budget), base in QA_BASE.items():
+        for task in ("squad", "squad_v2"):
+            if (method, budget, task) in {("adalora", "r8", "squad_v2"), ("full", "none", "squad_v2")}:
+                continue
+            for seed in (0,) if method == "full" else (0, 1):
+                data = {"source": SQUAD_DATA[task], "protocol": "article_split", "split_seed": 42}
+                if (method, budget) in {("lora", "r8"), ("full", "none")}:
+                    data = {"source": f"hub:rajpurkar/{task}", "protocol": "official dev"}
+                records.append(task_record(experiment="adalora_squad", method=method, task=task, budget=budget,
+                                           seed=seed, model=QA_MODEL, metrics=qa_metrics(task, base, seed),
+                                           data=data, max_eval_samples=500 if method == "full" else None))
+    return records
+
+
+def summary_records() -> list[dict[str, Any]]:
+    """BART-large on XSum (hub, like for like) and CNN/DailyMail (a by-document split of one local file): lora
+    and adalora at r16 and r2 on XSum with seeds 0 and 1, lora r16 on CNN/DM with seed 0 only; sora r16 and
+    lora r4 on XSum (the paper has neither); and a failed run."""
+    xsum = {"source": "hub:EdinburghNLP/xsum", "protocol": "adalora"}
+    cnn = {"source": "../shared/data/summarization/cnn_dailymail/test.jsonl", "split": "by document",
+           "split_seed": 42, "protocol": "adalora"}
+    records = []
+    for (method, budget), base in SUMMARY_BASE.items():
+        for seed in (0, 1):
+            records.append(task_record(experiment="adalora_xsum", method=method, task="xsum", budget=budget,
+                                       seed=seed, model=SUMMARY_MODEL, metrics=summary_metrics(base, seed),
+                                       data=xsum))
+    records.append(task_record(experiment="adalora_xsum", method="lora", task="cnn_dailymail", budget="r16",
+                               seed=0, model=SUMMARY_MODEL, metrics=summary_metrics(0.42, 0), data=cnn))
+    records.append(task_record(experiment="adalora_xsum", method="adalora", task="xsum", budget="r16", seed=9,
+                               model=SUMMARY_MODEL, metrics=None, data=xsum, status="failed"))
+    return records

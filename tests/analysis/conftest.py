@@ -27,3 +27,9 @@ def small_results(tmp_path_factory: pytest.TempPathFactory) -> Path:
     records = [r for r in fx.glue_records() if (r["method"], r["budget"], r["task"], r["seed"]) in keep]
     records += [r for r in fx.sora_records() if r["task"] == "rte"] + [fx.quickstart_record()]
     return fx.write_results(tmp_path_factory.mktemp("small"), records)
+
+
+@pytest.fixture(scope="session")
+def qa_summary_results(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """AdaLoRA Tables 2 and 3: SQuAD runs on DeBERTaV3-base, XSum and CNN/DailyMail runs on BART-large."""
+    return fx.write_results(tmp_path_factory.mktemp("qa_summary"), fx.qa_records() + fx.summary_records())
