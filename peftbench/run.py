@@ -39,6 +39,11 @@ def preflight(run: RunConfig) -> RunConfig:
     reference = run.model.tokenizer or run.model.pretrained
     if reference is not None:
         resolve(reference)
+    for key in ("results_dir", "report_dir"):
+        folder = Path(getattr(run.paths, key))
+        existing = next(p for p in (folder, *folder.parents) if p.exists())
+        if not os.access(existing, os.W_OK | os.X_OK):
+            raise ConfigError(f"paths.{key}={folder}: {existing} is not writable; give a folder you can write")
     method = fit_budget(run)
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if run.trainer.batch_size < world:

@@ -251,6 +251,14 @@ def test_bad_input_fails_with_one_line(root, inputs, capsys, argv: list[str], ex
     assert files_under(root) == []
 
 
+def test_a_batch_smaller_than_the_processes_fails_before_launch(root, capsys, monkeypatch) -> None:
+    monkeypatch.setenv("WORLD_SIZE", "4")  # as torchrun sets it
+    assert main(["trainer.batch_size=2"]) == 2
+    (line,) = error_lines(capsys.readouterr().err)
+    assert "trainer.batch_size=2" in line and "4 processes" in line
+    assert files_under(root) == []
+
+
 @pytest.mark.parametrize("argv", ACCEPTED, ids=[" ".join(a) for a in ACCEPTED])
 def test_valid_neighbours_pass_the_checks(root, inputs, capsys, argv: list[str]) -> None:
     with pytest.raises(Reached):
