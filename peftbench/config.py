@@ -11,6 +11,8 @@ import dataclasses
 import difflib
 import hashlib
 import json
+import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,9 +45,19 @@ class ModelConfig:
     quantization: str = "none"  # backbone precision: none | nf4 (4-bit NormalFloat, double quantisation)
 
     def __post_init__(self) -> None:
+        if not self.name.strip():
+            raise ValueError("model.name: '' is empty; name the model (it is part of the run id)")
         unknown = sorted(set(self.targets or {}) - set(MATRIX_TYPES))
         if unknown:
             raise ValueError(f"model.targets: unknown matrix types {unknown}; allowed {list(MATRIX_TYPES)}")
+        for kind, pattern in (self.targets or {}).items():
+            try:
+                re.compile(pattern)
+            except re.error as error:
+                raise ValueError(f"model.targets.{kind}: {pattern!r} is not a regular expression ({error})") from None
+        for position, pattern in enumerate(self.head or []):
+            if not pattern:
+                raise ValueError(f"model.head[{position}]: '' matches every parameter; give a name fragment")
         if self.pretrained is None and not self.architecture:
             raise ValueError("model: a random-init model (pretrained: null) needs `architecture`")
         if self.quantization not in QUANTIZATIONS:
@@ -87,6 +99,8 @@ class TaskConfig:
             value = getattr(self, key)
             if value is not None and value < 1:
                 raise ValueError(f"task.{key} must be a positive integer or null, got {value}")
+        if self.split_seed < 0:
+            raise ValueError(f"task.split_seed must be a non-negative integer, got {self.split_seed}")
 
 
 @dataclass
@@ -156,13 +170,25 @@ class TrainerConfig:
         for key in positive:
             if getattr(self, key) < 1:
                 raise ValueError(f"trainer.{key} must be >= 1, got {getattr(self, key)}")
-        for key in ("max_steps", "eval_every"):
+        for key in ("max_steps", "eval_every", "checkpoint_every"):
             if getattr(self, key) is not None and getattr(self, key) < 1:
                 raise ValueError(f"trainer.{key} must be >= 1 or null, got {getattr(self, key)}")
-        if self.lr <= 0:
-            raise ValueError(f"trainer.lr must be positive, got {self.lr}")
-        if not 0 <= self.warmup_ratio < 1:
+        for key in ("warmup_steps",):
+            if getattr(self, key) is not None and getattr(self, key) < 0:
+                raise ValueError(f"trainer.{key} must be >= 0 or null (warmup_ratio decides), got {getattr(self, key)}")
+        if self.num_workers < 0:
+            raise ValueError(f"trainer.num_workers must be >= 0 (0 loads batches in the main process), "
+                             f"got {self.num_workers}")
+        if not math.isfinite(self.lr) or self.lr <= 0:
+            raise ValueError(f"trainer.lr must be positive and finite, got {self.lr}")
+        if not math.isfinite(self.weight_decay) or self.weight_decay < 0:
+            raise ValueError(f"trainer.weight_decay must be a finite number >= 0, got {self.weight_decay}")
+        if not 0 <= self.warmup_ratio < 1:  # NaN fails both comparisons
             raise ValueError(f"trainer.warmup_ratio must lie in [0, 1), got {self.warmup_ratio}")
+        if self.max_grad_norm is not None and not (math.isfinite(self.max_grad_norm) and self.max_grad_norm > 0):
+            # clip_grad_norm_ with a negative bound multiplies every gradient by a negative factor
+            raise ValueError(f"trainer.max_grad_norm must be a positive finite number or null (no clipping), "
+                             f"got {self.max_grad_norm}")
         if self.mixed_precision not in ("no", "fp16", "bf16"):
             raise ValueError(f"trainer.mixed_precision: {self.mixed_precision!r}; allowed ['no', 'fp16', 'bf16']")
 
@@ -177,6 +203,15 @@ class LoggerConfig:
     def __post_init__(self) -> None:
         if self.name not in ("csv", "wandb", "none"):
             raise ValueError(f"logger.name: {self.name!r}; allowed ['csv', 'none', 'wandb']")
+        if self.name == "wandb":
+            import importlib.util
+
+            if importlib.util.find_spec("wandb") is None:
+                raise ValueError("logger.name: 'wandb' needs the wandb package (pip install wandb); "
+                                 "or use logger=csv")
+            for key in ("project", "group", "entity"):
+                if getattr(self, key) is not None and not str(getattr(self, key)).strip():
+                    raise ValueError(f"logger.{key}: '' is empty; give a name or null")
 
 
 @dataclass
@@ -185,6 +220,22 @@ class PathsConfig:
     results_dir: str = "results"
     log_dir: str = "logs"
     report_dir: str = "reports"
+
+    def __post_init__(self) -> None:
+        """Each folder is a folder or can become one: not a file, nor under a file (whether a run may write there
+        is checked by ``peftbench.run.preflight``: ``plan`` and ``report`` write nothing)."""
+        from pathlib import Path
+
+        for key in ("root_dir", "results_dir", "log_dir", "report_dir"):
+            value = getattr(self, key)
+            if not value.strip():
+                raise ValueError(f"paths.{key}: '' is empty; give a folder")
+            path = Path(value)
+            if path.exists() and not path.is_dir():
+                raise ValueError(f"paths.{key}={value}: is a file, not a folder; give a folder")
+            existing = next((p for p in (path, *path.parents) if p.exists()), None)
+            if existing is not None and not existing.is_dir():
+                raise ValueError(f"paths.{key}={value}: {existing} is a file, so no folder can be made under it")
 
 
 @dataclass
@@ -250,6 +301,9 @@ def _merge(schema: type, node: Any, key: str) -> Any:
         raise ConfigError(message if message.startswith(key) else f"{key}: {message}") from None
 
 
+EXPERIMENT_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")
+
+
 def _top_level(resolved: dict[str, Any]) -> dict[str, Any]:
     """Type checks of the top-level scalars (Hydra hands them over untyped)."""
     seed, force = resolved.get("seed"), resolved.get("force")
@@ -258,10 +312,14 @@ def _top_level(resolved: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(force, bool):
         raise ConfigError(f"force: {force!r} is not a boolean; use force=true or force=false")
     data_dir = resolved.get("data_dir")
-    if data_dir is not None and not isinstance(data_dir, str):
-        raise ConfigError(f"data_dir: {data_dir!r} is not a path")
-    return {"experiment_name": str(resolved.get("experiment_name")), "seed": seed, "force": force,
-            "data_dir": data_dir}
+    if data_dir is not None and (not isinstance(data_dir, str) or not data_dir.strip()):
+        raise ConfigError(f"data_dir: {data_dir!r} is not a path; give the folder holding the task's TSV folders")
+    name = resolved.get("experiment_name")
+    if not isinstance(name, str | int) or isinstance(name, bool) or not EXPERIMENT_NAME.fullmatch(str(name)):
+        # it names a folder under results/, reports/ and logs/: no separators, no way out of those folders
+        raise ConfigError(f"experiment_name: {name!r} is not a folder name; use letters, digits, '.', '_' and "
+                          "'-', not starting with '.'")
+    return {"experiment_name": str(name), "seed": seed, "force": force, "data_dir": data_dir}
 
 
 def _recipe(node: Any) -> Any:
@@ -271,10 +329,32 @@ def _recipe(node: Any) -> Any:
     return _merge(RECIPE_OPTIONS[name][1], node if isinstance(node, dict) else {"name": name}, "recipe")
 
 
+def _strict_scalars(run: RunConfig) -> None:
+    """What OmegaConf coerces but a run must not guess: a bool option given anything but a boolean (OmegaConf turns
+    ``yes``, ``no``, ``1`` and ``2`` into bools; Hydra hands ``trainer.cpu=yes`` over as the string 'yes'), and a
+    float option given NaN or infinity (Hydra parses ``nan`` and ``inf``)."""
+    groups = {"method": run.method, "model": run.model, "task": run.task, "budget": run.budget,
+              "trainer": run.trainer, "logger": run.logger, "paths": run.paths, "recipe": run.recipe}
+    for group, value in groups.items():
+        raw = run.resolved.get(group)
+        if not dataclasses.is_dataclass(value) or not isinstance(raw, dict):
+            continue
+        for item in dataclasses.fields(value):
+            if item.name not in raw:
+                continue
+            given, kind = raw[item.name], str(item.type).replace(" ", "")
+            if kind in ("bool", "bool|None") and not isinstance(given, bool) and given is not None:
+                raise ConfigError(f"{group}.{item.name}: {given!r} is not a boolean; use {group}.{item.name}=true "
+                                  f"or {group}.{item.name}=false")
+            if kind in ("float", "float|None") and isinstance(given, float) and not math.isfinite(given):
+                raise ConfigError(f"{group}.{item.name}: {given} is not a finite number")
+
+
 def _cross_checks(run: RunConfig, method_class: type) -> None:
     """Checks that need more than one group."""
     from peftbench import tasks
 
+    _strict_scalars(run)
     try:
         tasks.family_for(run.task).check_config()
     except (KeyError, ValueError) as error:

@@ -5,6 +5,8 @@ atomically in ``results/<experiment>/<run-id>/run.json``. Recipes hand their bod
 from __future__ import annotations
 
 import dataclasses
+import math
+import os
 import time
 import traceback
 from dataclasses import asdict
@@ -22,8 +24,13 @@ from peftbench.models import model_spec, resolve
 
 
 def preflight(run: RunConfig) -> RunConfig:
-    """Everything that can fail without weights: data sources, the tokenizer's location, the budget. Returns the
-    run with the method config that meets the budget; a run already checked is returned as it is."""
+    """Everything that can fail without weights: data sources (every row of local files), the tokenizer's
+    location, the budget, and the method's schedule against the run's total optimizer steps. Returns the run with
+    the method config that meets the budget; a run already checked is returned as it is.
+
+    A method config may define ``check_total_steps(total_steps)`` raising ``ValueError`` (AdaLoRA: t_i + t_f < T).
+    T comes from the config and the number of training examples; for a hub dataset that number is unknown
+    without the network, so unless ``trainer.max_steps`` fixes T the check waits for ``on_train_start``."""
     if run.checked:
         return run
     family = tasks.family_for(run.task)
@@ -32,10 +39,46 @@ def preflight(run: RunConfig) -> RunConfig:
         model_spec(run.model, family.name)
     except ValueError as error:
         raise ConfigError(f"model={run.model.name} task={run.task.name}: {error}") from None
+    size = family.train_size(run.data_dir)
     reference = run.model.tokenizer or run.model.pretrained
     if reference is not None:
         resolve(reference)
-    return dataclasses.replace(run, method=fit_budget(run), checked=True)
+    for key in ("results_dir", "report_dir"):
+        folder = Path(getattr(run.paths, key))
+        existing = next(p for p in (folder, *folder.parents) if p.exists())
+        if not os.access(existing, os.W_OK | os.X_OK):
+            raise ConfigError(f"paths.{key}={folder}: {existing} is not writable; give a folder you can write")
+    method = fit_budget(run)
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if run.trainer.batch_size < world:
+        raise ConfigError(f"trainer.batch_size={run.trainer.batch_size} is the global batch, split over {world} "
+                          f"processes; use trainer.batch_size={world} or more")
+    check = getattr(method, "check_total_steps", None)
+    steps = total_steps(run, size, world)
+    if check is not None and steps is not None:
+        try:
+            check(steps[0])
+        except ValueError as error:
+            raise ConfigError(f"{str(error).splitlines()[0]} (T = {steps[1]})") from None
+    return dataclasses.replace(run, method=method, checked=True)
+
+
+def total_steps(run: RunConfig, train_size: int | None, world_size: int = 1) -> tuple[int, str] | None:
+    """T, the optimizer steps of the run (of the dense stage for the sparsity recipe), as ``train.py`` computes it
+    from its loader, and how it came about; None when it depends on a training set of unknown size."""
+    trainer = run.trainer
+    if trainer.max_steps:
+        return trainer.max_steps, f"trainer.max_steps={trainer.max_steps}"
+    if train_size is None:
+        return None
+    used = min(train_size, run.task.max_train_samples or train_size)
+    per_process = trainer.batch_size // world_size
+    batches = math.ceil(math.ceil(used / per_process) / world_size)  # Accelerate: every process, even batches
+    per_epoch = math.ceil(batches / trainer.gradient_accumulation_steps)
+    accumulation = f" x {trainer.gradient_accumulation_steps} accumulated" * (trainer.gradient_accumulation_steps > 1)
+    return trainer.epochs * per_epoch, (f"trainer.epochs={trainer.epochs} x {per_epoch} steps of "
+                                        f"trainer.batch_size={trainer.batch_size}{accumulation} over {used} "
+                                        "training examples")
 
 
 def run_dir_of(run: RunConfig, suffix: str = "") -> Path:

@@ -5,6 +5,7 @@ answer is scored. The loop and the recipes call, for any task::
 
     family = peftbench.tasks.family_for(run.task)
     family.check_sources(data_dir)               # before weights load: local files exist, no network
+    family.train_size(data_dir)                  # before weights load: examples per epoch (None: unknown)
     splits = family.load(data_dir)               # examples: train, eval sets (choose the best step), test sets
     dataset = family.featurize(examples, tokenizer)   # one example may become several features
     loader = DataLoader(dataset, collate_fn=family.collator(tokenizer))
@@ -52,6 +53,12 @@ class TaskFamily(ABC):
     @abstractmethod
     def check_sources(self, data_dir: str | None) -> None:
         """Fail with :class:`DataError` before any model loads when a local source is missing."""
+
+    def train_size(self, data_dir: str | None) -> int | None:
+        """The number of training examples (before ``task.max_train_samples``) without loading a model, so that
+        schedules can be checked against the run's total steps before weights load; None when unknown without
+        the network (then those checks are skipped). A family that reads local files may check every row here."""
+        return None
 
     @abstractmethod
     def load(self, data_dir: str | None) -> TaskSplits:

@@ -8,7 +8,7 @@ initial rank 3 (MNLI, CoLA) or 2 (others); set ``init_rank`` explicitly to repro
 
 Schedule: ``t_i`` warm-up steps at b(0), a cubic decrease to b(T) until step T - ``t_f``, then ``t_f``
 steps with the rank pattern frozen; masks are recomputed every ``delta_t`` steps (ΔT). T is only known
-when training starts, so ``t_i + t_f < T`` is checked in ``AdaLoRAMethod.on_train_start``.
+when the dataset's size is, so ``t_i + t_f < T`` is checked by ``check_total_steps`` (before weights load).
 
 Timing (two switches, both defaulting to what the official trainers did for the paper's runs):
 
@@ -113,6 +113,13 @@ class AdaLoRAConfig:
         unknown = sorted(set(self.target_types) - set(MATRIX_TYPES))
         if unknown or not self.target_types:
             raise ValueError(f"target_types must be a non-empty subset of {MATRIX_TYPES}, got {self.target_types}")
+
+    def check_total_steps(self, total_steps: int) -> None:
+        """The schedule needs ``t_i + t_f < T``; ``peftbench.run.preflight`` calls this before weights load
+        whenever T is known from the config and the dataset's size (``on_train_start`` checks again)."""
+        if self.t_i + self.t_f >= total_steps:
+            raise ValueError(f"method.t_i={self.t_i} + method.t_f={self.t_f} must be < the run's total optimizer "
+                             f"steps T={total_steps}; lower method.t_i and method.t_f or train for more steps")
 
     @property
     def initial_rank(self) -> int:

@@ -54,6 +54,9 @@ class Classification(TaskFamily):
     def check_sources(self, data_dir: str | None) -> None:
         sources.check_sources(self.task, data_dir)
 
+    def train_size(self, data_dir: str | None) -> int | None:
+        return sources.train_size(self.task, data_dir)
+
     def load(self, data_dir: str | None) -> TaskSplits:
         return sources.load_examples(self.task, data_dir)
 
