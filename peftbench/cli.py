@@ -18,7 +18,8 @@ if TYPE_CHECKING:  # Hydra and OmegaConf are imported where used: --help and fla
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG_DIR = ROOT / "conf"
-GROUPS = ("method", "model", "task", "budget", "trainer", "logger", "paths", "experiment", "paper", "sweeps")
+GROUPS = ("method", "model", "task", "budget", "trainer", "logger", "paths", "recipe", "experiment", "paper",
+          "sweeps")
 SEARCHPATH = f"hydra.searchpath=[file://{ROOT}]"  # the repository root makes sweeps/ a config group
 
 
@@ -222,7 +223,10 @@ def check_jobs(overrides: list[str], path_override: str) -> int:
     from hydra.errors import HydraException
 
     jobs = expand_jobs(overrides, path_override)  # a bad fixed override fails here, before torch is imported
+    from peftbench.budget import BudgetError
     from peftbench.config import ConfigError, validate  # imports the method registry, hence torch (seconds)
+    from peftbench.run import preflight
+    from peftbench.tasks.base import DataError
 
     folders = [CONFIG_DIR, ROOT, *(Path(p.removeprefix("file://")) for p in
                                    path_override.partition("=[")[2].rstrip("]").split(","))]
@@ -244,12 +248,13 @@ def check_jobs(overrides: list[str], path_override: str) -> int:
                 cfg = copy.deepcopy(base)
                 values = [o for o in job if not is_group_override(o, folders)]
                 ConfigLoaderImpl._apply_overrides_to_config(parser.parse_overrides(values), cfg)
-                validate(cfg)
-            except (HydraException, ConfigError) as error:
+                preflight(validate(cfg))  # data sources, the budget and the schedule against the run's steps
+            except (HydraException, ConfigError, DataError, BudgetError) as error:
                 failures.append((number, job, error))
     if failures:
         number, job, error = failures[0]
-        message = str(error) if isinstance(error, ConfigError) else explain(error, [*job, path_override])
+        hydra_error = isinstance(error, HydraException)
+        message = explain(error, [*job, path_override]) if hydra_error else str(error)
         varying = [o for o in job if any(o not in other for other in jobs)] or job
         more = f" ({len(failures) - 1} more of the {len(jobs)} jobs fail)" if len(failures) > 1 else ""
         fail(f"job {number} ({' '.join(varying)}): {message}{more}; no job was launched")

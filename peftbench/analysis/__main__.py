@@ -36,7 +36,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     if not args.results_dir.is_dir():
-        print(f"no results folder at {args.results_dir}", file=sys.stderr)
+        print(f"peftbench: error: no results folder at {args.results_dir}", file=sys.stderr)
         return 2
     written = report(args.results_dir, args.out, experiment=args.experiment, reference=args.reference,
                      metric_kind=args.metrics, params_kind=args.params,
