@@ -113,7 +113,7 @@ def run_plan(overrides: list[str]) -> None:
     axes = {key: value.split(",") for key, _, value in (o.partition("=") for o in overrides)
             if key in ("method", "budget")}
     fixed = [o for o in overrides if o.partition("=")[0] not in axes]
-    rows, comparisons, unregistered = [], [], {}
+    rows, comparisons, unregistered, skipped = [], [], {}, {}
     for budget in axes.get("budget", [None]):
         for method in axes.get("method", methods.available()):
             choice = [f"method={method}", *([f"budget={budget}"] if budget else [])]
@@ -121,6 +121,10 @@ def run_plan(overrides: list[str]) -> None:
                 run = validate(compose_config([*fixed, *choice]))
                 row, found = plan_row(run)
             except (ConfigError, BudgetError) as error:
+                # Unnamed methods that need a quantised backbone (QLoRA) are left out of a full-precision plan.
+                if "method" not in axes and methods.get(method).method.quantization is not None:
+                    skipped[method] = str(error)
+                    continue
                 fail(str(error))
             rows.append(row)
             comparisons += found
@@ -128,6 +132,8 @@ def run_plan(overrides: list[str]) -> None:
             if names:
                 unregistered[run.budget.name] = names
     print(format_plan(rows, comparisons, unregistered))
+    for reason in skipped.values():
+        print(f"not planned: {reason}")
 
 
 __all__ = ["LEGEND", "compare", "format_plan", "plan_row", "run_plan"]
