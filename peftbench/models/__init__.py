@@ -7,6 +7,7 @@ meta device without weights or network.
 from __future__ import annotations
 
 import importlib.util
+import logging
 import re
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,9 @@ from transformers import AutoConfig, AutoTokenizer, PretrainedConfig
 from peftbench.models.roles import ModelSpec, build_spec
 
 PACKAGE_PREFIX = "package://"
+# bitsandbytes warns on import (peft imports it whenever it is installed) that its optional `kernels` package is
+# missing, then falls back to its own CPU kernels: harmless, but it would add a line to every command's stderr.
+logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
 
 
 def resolve(reference: str) -> str:
