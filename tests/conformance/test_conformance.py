@@ -39,13 +39,19 @@ def family_task(family: str) -> str:
     return (offline or [t for t, info in catalog.tasks().items() if info.family == family])[0]
 
 
+def architectures(method: str) -> list[str]:
+    """The tiny architectures; a method that needs a quantised backbone (``Method.quantization``, QLoRA) runs on the
+    real MiniLM at that precision instead, since random-init weights cannot be quantised."""
+    return ["minilm"] if methods.get(method).method.quantization else ARCHITECTURES
+
+
 def cases() -> list[tuple[str, str, str]]:
     found = []
     for family in tasks.available():
         for name in methods.available():
             supported = methods.get(name).method.families
             if supported is None or family in supported:
-                found += [(name, model, family) for model in ARCHITECTURES]
+                found += [(name, model, family) for model in architectures(name)]
     return found
 
 
@@ -54,8 +60,10 @@ IDS = [f"{m}-{a}-{f}" for m, a, f in CASES]
 
 
 def run_config(tmp_path, method: str, model: str, family: str, *extra: str):
+    quantization = methods.get(method).method.quantization
     return validate(compose(tiny_overrides(tmp_path, f"method={method}", f"model={model}",
-                                           f"task={family_task(family)}", *extra)))
+                                           f"task={family_task(family)}", *extra,
+                                           *([f"model.quantization={quantization}"] if quantization else []))))
 
 
 def applied(run):
@@ -98,7 +106,7 @@ def test_only_the_methods_parameters_train(tmp_path, method: str, model: str, fa
 
 @pytest.mark.parametrize("method", methods.available())
 def test_state_round_trips(tmp_path, method: str) -> None:
-    run = run_config(tmp_path, method, "tiny_bert", "classification")
+    run = run_config(tmp_path, method, architectures(method)[0], "classification")
     model, first, _ = applied(run)
     first.extra_optimizers(model, 1e-3)
     first.on_train_start(model, 6)
@@ -128,7 +136,8 @@ def test_preempted_run_resumes_to_the_same_record(tmp_path, monkeypatch, method:
     import peftbench.train as train
 
     extra = ("trainer.checkpoint_every=1", "logger=none")
-    straight = train.train(run_config(tmp_path / "straight", method, "tiny_bert", "classification", *extra))
+    model = architectures(method)[0]
+    straight = train.train(run_config(tmp_path / "straight", method, model, "classification", *extra))
     evaluate_step, calls = train.evaluate_step, {"n": 0}
 
     def signalling(*args, **kwargs):
@@ -138,7 +147,7 @@ def test_preempted_run_resumes_to_the_same_record(tmp_path, monkeypatch, method:
             os.kill(os.getpid(), signal.SIGUSR1)
 
     monkeypatch.setattr(train, "evaluate_step", signalling)
-    run = run_config(tmp_path / "stopped", method, "tiny_bert", "classification", *extra)
+    run = run_config(tmp_path / "stopped", method, model, "classification", *extra)
     with pytest.raises(Preempted):
         train.train(run)
     resumed = train.train(run)
