@@ -117,12 +117,17 @@ def run_plan(overrides: list[str]) -> None:
     for budget in axes.get("budget", [None]):
         for method in axes.get("method", methods.available()):
             choice = [f"method={method}", *([f"budget={budget}"] if budget else [])]
+            # A method that needs a quantised backbone (QLoRA) is planned at that precision unless model.quantization
+            # is given (the counts are logical sizes, the same at any precision); it cannot be on a random-init
+            # model: left out of the plan there, with a line, unless named with method=.
+            quantization = methods.get(method).method.quantization
+            if quantization is not None and not any(o.startswith("model.quantization=") for o in fixed):
+                choice.append(f"model.quantization={quantization}")
             try:
                 run = validate(compose_config([*fixed, *choice]))
                 row, found = plan_row(run)
             except (ConfigError, BudgetError) as error:
-                # Unnamed methods that need a quantised backbone (QLoRA) are left out of a full-precision plan.
-                if "method" not in axes and methods.get(method).method.quantization is not None:
+                if "method" not in axes and quantization is not None:
                     skipped[method] = str(error)
                     continue
                 fail(str(error))
@@ -132,8 +137,8 @@ def run_plan(overrides: list[str]) -> None:
             if names:
                 unregistered[run.budget.name] = names
     print(format_plan(rows, comparisons, unregistered))
-    for reason in skipped.values():
-        print(f"not planned: {reason}")
+    for method, reason in skipped.items():
+        print(f"not planned: {method}: {reason}")
 
 
 __all__ = ["LEGEND", "compare", "format_plan", "plan_row", "run_plan"]

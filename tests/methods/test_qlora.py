@@ -117,10 +117,14 @@ def test_train_evaluate_train_on_4bit_minilm(tmp_path) -> None:
     assert record["model"] == "minilm" and record["config"]["model"]["quantization"] == "nf4"
 
 
-def test_plan_leaves_qlora_out_of_a_full_precision_plan(capsys) -> None:
+def test_plan_counts_qlora_at_nf4_and_leaves_it_out_on_random_init_models(capsys) -> None:
     from peftbench.planner import run_plan
 
+    run_plan(["model=minilm", "budget=r8", "method=lora,qlora"])
+    rows = {line.split()[0]: line.split()[1:] for line in capsys.readouterr().out.splitlines()
+            if line.startswith(("lora ", "qlora "))}
+    assert rows["qlora"] == rows["lora"] and rows["lora"][1:3] == ["r=8", "rank"]
     run_plan(["model=tiny_bert", "budget=r8"])  # every registered method
     out = capsys.readouterr().out
-    assert "not planned: method=qlora trains on a nf4 backbone" in out
+    assert "not planned: qlora: model.quantization: quantises pretrained weights" in out
     assert "\nlora " in out and "\nqlora " not in out
