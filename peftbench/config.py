@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import hashlib
+import importlib.util
 import json
 import math
 import re
@@ -64,6 +65,9 @@ class ModelConfig:
             raise ValueError(f"model.quantization: {self.quantization!r}; allowed {list(QUANTIZATIONS)}")
         if self.quantization != "none" and self.pretrained is None:
             raise ValueError("model.quantization: quantises pretrained weights; a random-init model has none")
+        if self.quantization != "none" and importlib.util.find_spec("bitsandbytes") is None:
+            raise ValueError(f"model.quantization={self.quantization} needs bitsandbytes, which is not installed "
+                             "(pip install 'bitsandbytes>=0.50')")
 
 
 @dataclass
@@ -359,6 +363,10 @@ def _cross_checks(run: RunConfig, method_class: type) -> None:
         tasks.family_for(run.task).check_config()
     except (KeyError, ValueError) as error:
         raise ConfigError(str(error).splitlines()[0].strip("'\"")) from None
+    if method_class.quantization not in (None, run.model.quantization):
+        raise ConfigError(f"method={run.method_name} trains on a {method_class.quantization} backbone: add "
+                          f"model.quantization={method_class.quantization} (model {run.model.name} is "
+                          f"{run.model.quantization})")
     if run.recipe.name == "sora_sparsity":
         if not method_class.sparsifiable:
             raise ConfigError(f"recipe=sora_sparsity: method {run.method_name} cannot be sparsified; use a method "

@@ -113,14 +113,23 @@ def run_plan(overrides: list[str]) -> None:
     axes = {key: value.split(",") for key, _, value in (o.partition("=") for o in overrides)
             if key in ("method", "budget")}
     fixed = [o for o in overrides if o.partition("=")[0] not in axes]
-    rows, comparisons, unregistered = [], [], {}
+    rows, comparisons, unregistered, skipped = [], [], {}, {}
     for budget in axes.get("budget", [None]):
         for method in axes.get("method", methods.available()):
             choice = [f"method={method}", *([f"budget={budget}"] if budget else [])]
+            # A method that needs a quantised backbone (QLoRA) is planned at that precision unless model.quantization
+            # is given (the counts are logical sizes, the same at any precision); it cannot be on a random-init
+            # model: left out of the plan there, with a line, unless named with method=.
+            quantization = methods.get(method).method.quantization
+            if quantization is not None and not any(o.startswith("model.quantization=") for o in fixed):
+                choice.append(f"model.quantization={quantization}")
             try:
                 run = validate(compose_config([*fixed, *choice]))
                 row, found = plan_row(run)
             except (ConfigError, BudgetError) as error:
+                if "method" not in axes and quantization is not None:
+                    skipped[method] = str(error)
+                    continue
                 fail(str(error))
             rows.append(row)
             comparisons += found
@@ -128,6 +137,8 @@ def run_plan(overrides: list[str]) -> None:
             if names:
                 unregistered[run.budget.name] = names
     print(format_plan(rows, comparisons, unregistered))
+    for method, reason in skipped.items():
+        print(f"not planned: {method}: {reason}")
 
 
 __all__ = ["LEGEND", "compare", "format_plan", "plan_row", "run_plan"]

@@ -13,7 +13,9 @@ from peftbench.train import train
 
 @pytest.mark.parametrize("method", methods.available())
 def test_every_method_trains_and_records(run_tiny, method: str) -> None:
-    record = run_tiny(f"method={method}", "task=rotten_tomatoes")
+    quantization = methods.get(method).method.quantization  # QLoRA: random-init weights cannot be quantised
+    backbone = ["model=minilm", f"model.quantization={quantization}", "task.max_length=32"] if quantization else []
+    record = run_tiny(f"method={method}", "task=rotten_tomatoes", *backbone)
     assert record["status"] == "completed"
     assert len(record["history"]) == 2  # eval_every 3 over 6 steps
     parameters = record["parameters"]

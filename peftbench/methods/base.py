@@ -26,7 +26,8 @@ What is generic, so that a method folder holds only its math and hooks:
 - *Capabilities* are class attributes, read by the planner, the config checks and the recipes instead of
   ``hasattr`` or method names: ``knob`` (the config field a budget sets), ``knob_kind`` (``rank`` budgets set every
   method whose knob is a rank), ``budget_binds`` (the count a parameter cap binds), ``sparsifiable`` (SoRA's
-  sparsity recipe applies), ``families`` (task families the method supports).
+  sparsity recipe applies), ``families`` (task families the method supports), ``quantization`` (the backbone
+  precision the method requires, checked by the config before weights load: QLoRA's ``nf4``).
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ class Method(ABC):
     budget_binds: ClassVar[str] = "trainable"  # which count a parameter cap binds: trainable or final effective
     sparsifiable: ClassVar[bool] = False  # the sora_sparsity recipe may raise its threshold stage by stage
     families: ClassVar[frozenset[str] | None] = None  # task families it supports; None = every family
+    quantization: ClassVar[str | None] = None  # backbone precision it requires (model.quantization); None = any
 
     def __init__(self, config: Any, spec: ModelSpec) -> None:
         self.config = config

@@ -7,6 +7,8 @@ meta device without weights or network.
 from __future__ import annotations
 
 import importlib.util
+import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,9 @@ from transformers import AutoConfig, AutoTokenizer, PretrainedConfig
 from peftbench.models.roles import ModelSpec, build_spec
 
 PACKAGE_PREFIX = "package://"
+# bitsandbytes warns on import (peft imports it whenever it is installed) that its optional `kernels` package is
+# missing, then falls back to its own CPU kernels: harmless, but it would add a line to every command's stderr.
+logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
 
 
 def resolve(reference: str) -> str:
@@ -118,7 +123,24 @@ def build_model(model_cfg: Any, num_labels: int | None, *, model_class: str = "A
         finally:
             transformers.logging.set_verbosity(verbosity)
         return _generation_ids(model)
-    return auto.from_pretrained(resolve(model_cfg.pretrained), config=config, **quantization_args(model_cfg))
+    model = auto.from_pretrained(resolve(model_cfg.pretrained), config=config, **quantization_args(model_cfg))
+    if model_cfg.quantization != "none":
+        keep_4bit_trainable(model)
+    return model
+
+
+# Modules kept in full precision under quantisation: every architecture's task heads, plus the pooler (DeBERTa's
+# head; BERT's frozen backbone pooler too, as QLoRA quantises only the transformer blocks). A quantised 2-way
+# classifier fails (`N must be divisible by block_n`) and peft cannot train a uint8 head.
+FULL_PRECISION_MODULES = ("classifier", "pooler", "classification_head", "qa_outputs", "lm_head")
+BITSANDBYTES = "bitsandbytes>=0.50"
+
+
+def bitsandbytes_missing() -> str | None:
+    """One line saying why 4-bit loading cannot work here, or None (checked by the config, before weights load)."""
+    if importlib.util.find_spec("bitsandbytes") is None:
+        return f"needs bitsandbytes, which is not installed (pip install '{BITSANDBYTES}')"
+    return None
 
 
 def _generation_ids(model: nn.Module) -> nn.Module:
@@ -132,19 +154,40 @@ def _generation_ids(model: nn.Module) -> nn.Module:
 
 def quantization_args(model_cfg: Any) -> dict[str, Any]:
     """``from_pretrained`` arguments for the backbone precision: NF4 with double quantisation (QLoRA's setting),
-    compute in bfloat16; task heads stay in full precision (``llm_int8_skip_modules``)."""
+    compute in bfloat16; task heads stay in full precision (``llm_int8_skip_modules``: transformers matches a
+    pattern from the start of the module name or as a regex, so ``.*pooler`` also finds ``bert.pooler``)."""
     if model_cfg.quantization == "none":
         return {}
-    try:
-        import bitsandbytes  # noqa: F401
-    except ImportError as error:
-        raise RuntimeError(f"model.quantization={model_cfg.quantization} needs bitsandbytes "
-                           f"(pip install bitsandbytes): {error}") from None
+    missing = bitsandbytes_missing()
+    if missing:
+        raise RuntimeError(f"model.quantization={model_cfg.quantization} {missing}")
+    skip = sorted({*FULL_PRECISION_MODULES, *(model_cfg.head or [])})
     config = transformers.BitsAndBytesConfig(
         load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
         bnb_4bit_compute_dtype=torch.bfloat16,
-        llm_int8_skip_modules=["classifier", "pooler", "classification_head", "qa_outputs", "lm_head"])
+        llm_int8_skip_modules=[f".*{re.escape(name)}" for name in skip])
     return {"quantization_config": config}
+
+
+def quantized_modules(model: nn.Module) -> dict[str, nn.Module]:
+    """The 4-bit layers (bitsandbytes ``Linear4bit``) of a model, by qualified name; empty without bitsandbytes."""
+    if importlib.util.find_spec("bitsandbytes") is None:
+        return {}
+    from bitsandbytes.nn import Linear4bit
+
+    return {name: module for name, module in model.named_modules() if isinstance(module, Linear4bit)}
+
+
+def keep_4bit_trainable(model: nn.Module) -> int:
+    """Turn off bitsandbytes' CPU inference repacking on every 4-bit layer; return how many there are.
+
+    On CPUs with AVX512-BF16, a ``Linear4bit`` forward in eval mode without grad repacks its weight for inference,
+    in place and for good; the next training step then fails (`a view of a leaf Variable that requires grad is
+    being used in an in-place operation`). Evaluation inside training must leave the weights as they were."""
+    layers = quantized_modules(model)
+    for layer in layers.values():
+        layer.support_avx512bf16_for_cpu = False
+    return len(layers)
 
 
 def build_tokenizer(model_cfg: Any):

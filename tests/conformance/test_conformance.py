@@ -22,7 +22,7 @@ from peftbench.budget import count_on_meta
 from peftbench.checkpoint import Preempted
 from peftbench.config import validate
 from peftbench.methods.base import adapter_parameters
-from peftbench.models import build_model, load_model_config, model_spec
+from peftbench.models import build_model, hf_config, load_model_config, model_spec
 from peftbench.models.roles import architecture
 from peftbench.tasks import catalog
 
@@ -42,7 +42,15 @@ def family_task(family: str) -> str:
 
 def supports(model: str, family: str) -> bool:
     """Whether the architecture has roles for the family (peftbench/models/roles.py: BERT-likes have no seq2seq)."""
-    return family in architecture(load_model_config(model).architecture["model_type"]).heads
+    config = load_model_config(model)
+    model_type = (config.architecture or {}).get("model_type") or hf_config(config).model_type
+    return family in architecture(model_type).heads
+
+
+def architectures(method: str) -> list[str]:
+    """The tiny architectures; a method that needs a quantised backbone (``Method.quantization``, QLoRA) runs on the
+    real MiniLM at that precision instead, since random-init weights cannot be quantised."""
+    return ["minilm"] if methods.get(method).method.quantization else ARCHITECTURES
 
 
 def cases() -> list[tuple[str, str, str]]:
@@ -51,7 +59,7 @@ def cases() -> list[tuple[str, str, str]]:
         for name in methods.available():
             supported = methods.get(name).method.families
             if supported is None or family in supported:
-                found += [(name, model, family) for model in ARCHITECTURES if supports(model, family)]
+                found += [(name, model, family) for model in architectures(name) if supports(model, family)]
     return found
 
 
@@ -60,8 +68,10 @@ IDS = [f"{m}-{a}-{f}" for m, a, f in CASES]
 
 
 def run_config(tmp_path, method: str, model: str, family: str, *extra: str):
+    quantization = methods.get(method).method.quantization
     return validate(compose(tiny_overrides(tmp_path, f"method={method}", f"model={model}",
-                                           f"task={family_task(family)}", *extra)))
+                                           f"task={family_task(family)}", *extra,
+                                           *([f"model.quantization={quantization}"] if quantization else []))))
 
 
 def applied(run):
@@ -104,7 +114,7 @@ def test_only_the_methods_parameters_train(tmp_path, method: str, model: str, fa
 
 @pytest.mark.parametrize("method", methods.available())
 def test_state_round_trips(tmp_path, method: str) -> None:
-    run = run_config(tmp_path, method, "tiny_bert", "classification")
+    run = run_config(tmp_path, method, architectures(method)[0], "classification")
     model, first, _ = applied(run)
     first.extra_optimizers(model, 1e-3)
     first.on_train_start(model, 6)
@@ -134,7 +144,8 @@ def test_preempted_run_resumes_to_the_same_record(tmp_path, monkeypatch, method:
     import peftbench.train as train
 
     extra = ("trainer.checkpoint_every=1", "logger=none")
-    straight = train.train(run_config(tmp_path / "straight", method, "tiny_bert", "classification", *extra))
+    model = architectures(method)[0]
+    straight = train.train(run_config(tmp_path / "straight", method, model, "classification", *extra))
     evaluate_step, calls = train.evaluate_step, {"n": 0}
 
     def signalling(*args, **kwargs):
@@ -144,7 +155,7 @@ def test_preempted_run_resumes_to_the_same_record(tmp_path, monkeypatch, method:
             os.kill(os.getpid(), signal.SIGUSR1)
 
     monkeypatch.setattr(train, "evaluate_step", signalling)
-    run = run_config(tmp_path / "stopped", method, "tiny_bert", "classification", *extra)
+    run = run_config(tmp_path / "stopped", method, model, "classification", *extra)
     with pytest.raises(Preempted):
         train.train(run)
     resumed = train.train(run)

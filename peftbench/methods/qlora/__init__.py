@@ -1,0 +1,7 @@
+"""QLoRA: LoRA on a backbone loaded in 4-bit NF4 with double quantisation (``model.quantization=nf4``)."""
+
+from peftbench.methods import register
+from peftbench.methods.qlora.config import QLoRAConfig
+from peftbench.methods.qlora.method import QLoRAMethod
+
+register("qlora", config=QLoRAConfig, method=QLoRAMethod)
