@@ -24,11 +24,11 @@ from scipy.stats import binomtest
 
 ROOT = Path(__file__).resolve().parents[1]
 PRESET = "+experiment=sora_glue_quick"  # MiniLM, Rotten Tomatoes, 2,000 sentences x 2 epochs (126 steps)
-# The CI version: 512 sentences x 1 epoch at batch 16 (32 steps), 200 validation/test sentences, length 48.
+# The CI version: 512 sentences x 2 epochs at batch 16 (64 steps), 200 validation/test sentences, length 48.
 SHORT = ["task.max_train_samples=512", "task.max_eval_samples=200", "task.max_length=48", "trainer.batch_size=16",
-         "trainer.epochs=1", "trainer.eval_every=32"]
+         "trainer.epochs=2", "trainer.eval_every=64"]
 # Method settings scaled to the short run, as the quick preset scales them to 126 steps.
-SHORT_METHOD = {"adalora": ["method.t_i=5", "method.t_f=10", "method.delta_t=2"]}
+SHORT_METHOD = {"adalora": ["method.t_i=10", "method.t_f=20", "method.delta_t=2"]}
 
 
 def compose(overrides: list[str]) -> Any:
