@@ -31,3 +31,20 @@ def run_tiny(tmp_path):
         return train(compose(tiny_overrides(tmp_path, *extra)))
 
     return run
+
+
+OUTPUTS = ("results", "reports", "logs")
+
+
+def _outputs() -> set[Path]:
+    root = Path(__file__).resolve().parents[1]
+    return {p for folder in OUTPUTS for p in (root / folder).rglob("*") if p.is_file()}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def checkout_stays_clean():
+    """Tests write only under temporary folders: the checkout's results/, reports/ and logs/ end as they began."""
+    before = _outputs()
+    yield
+    added = sorted(str(p) for p in _outputs() - before)
+    assert not added, f"tests wrote into the checkout: {added[:5]}"

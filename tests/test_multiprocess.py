@@ -15,7 +15,8 @@ NO_DROPOUT = ["++model.architecture.hidden_dropout_prob=0", "++model.architectur
 
 def run(tmp_path, launcher: list[str], name: str, *extra: str) -> dict:
     args = ["model=tiny_bert", "trainer=tiny", "task.max_train_samples=64", "task.max_eval_samples=64",
-            f"paths.results_dir={tmp_path}", f"experiment_name={name}", *NO_DROPOUT, *extra]
+            f"paths.results_dir={tmp_path}", f"paths.report_dir={tmp_path / 'reports'}", f"experiment_name={name}",
+            *NO_DROPOUT, *extra]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     result = subprocess.run([*launcher, "-m", "peftbench", *args], cwd=ROOT, env=env, capture_output=True,
                             text=True, timeout=600)
