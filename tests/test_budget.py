@@ -169,8 +169,7 @@ def test_paper_budgets_compare_lora_and_adalora_with_their_references(name: str)
     assert lora[0]["trainable"] == rank * 165_888
     assert adalora[0]["effective"] == f"{rank * PER_RANK:,}"
     assert {c["source"] for c in lora[1]} >= {"AdaLoRA Table 9"}
-    unknown = set(run_of(f"budget={name}").budget.knobs) - set(methods.available())
-    assert unknown == {"houlsby", "pfeiffer"}  # kept as data until those methods register
+    assert set(run_of(f"budget={name}").budget.knobs) <= set(methods.available())  # every named method registered
 
 
 def test_table1_figures_on_r8() -> None:
@@ -195,3 +194,28 @@ def test_table3_budgets_on_bart_large_are_ranks_1_2_8_16() -> None:
               for budget in ("r1", "r16")}
     assert counts["r1"]["adapter"] == 540_672 and counts["r16"]["adapter"] == 16 * 540_672
     assert counts["r1"]["backbone"] == 406_291_456 and counts["r1"]["head"] == 0
+
+
+# Bottleneck adapters on DeBERTaV3-base (12 blocks, h = 768): Houlsby 2L(2hd + d + h), Pfeiffer L(2hd + d + h).
+ADAPTER_COUNTS = [("houlsby", "r2", 8, 313_536, "0.31M", "+3,536"), ("houlsby", "r4", 16, 608_640, "0.61M", "-1,360"),
+                  ("houlsby", "r8", 32, 1_198_848, "1.22M", "-21,152"),  # 1.22M: no formula reproduces it
+                  ("pfeiffer", "r2", 16, 304_320, "0.30M", "+4,320"), ("pfeiffer", "r4", 32, 599_424, "0.60M", "-576"),
+                  ("pfeiffer", "r8", 64, 1_189_632, "1.18M", "+9,632")]
+
+
+@pytest.mark.parametrize(("method", "budget", "bottleneck", "trainable", "paper", "diff"), ADAPTER_COUNTS)
+def test_adapter_budgets_give_table1_counts_on_the_meta_device(method, budget, bottleneck, trainable, paper,
+                                                              diff) -> None:
+    row, comparisons = plan_row(run_of(f"method={method}", f"budget={budget}"))
+    assert (row["knob"], row["from"], row["trainable"]) == (f"bottleneck={bottleneck}", "knobs", trainable)
+    assert row["trainable"] == (2 if method == "houlsby" else 1) * 12 * (2 * 768 * bottleneck + bottleneck + 768)
+    (table1,) = [c for c in comparisons if c["source"] == "AdaLoRA Table 1"]
+    assert (table1["paper"], table1["ours"], table1["diff"]) == (paper, f"{trainable:,}", diff)
+
+
+def test_parallel_adapter_keeps_its_default_under_a_group_and_searches_under_a_cap() -> None:
+    row, comparisons = plan_row(run_of("method=parallel", "budget=r8"))
+    assert (row["knob"], row["from"], row["trainable"]) == ("bottleneck=64", "default", 1_189_632)
+    assert comparisons == []  # the papers give no figure for it
+    result = fit(run_of("method=parallel", "budget.max_params=600000"))
+    assert (result.value, result.source, result.counts["adapter"]) == (32, "cap", 599_424)

@@ -131,10 +131,10 @@ def test_info_prints_hydras_info(tmp_path) -> None:
 
 def test_sweep_expansion_matches_the_basic_sweeper() -> None:
     jobs = cli.expand_jobs(["+sweeps=adalora_table1"], cli.SEARCHPATH)
-    assert len(jobs) == 160
+    assert len(jobs) == 320  # 4 methods x 8 tasks x 2 budgets x 5 seeds
     assert {"method=lora", "task=mnli", "budget=r2", "seed=0", "+sweeps=adalora_table1"} <= set(jobs[0])
     narrowed = cli.expand_jobs(["+sweeps=adalora_table1", "seed=0", "task=rte"], cli.SEARCHPATH)
-    assert len(narrowed) == 4 and all("seed=0" in job and "task=rte" in job for job in narrowed)
+    assert len(narrowed) == 8 and all("seed=0" in job and "task=rte" in job for job in narrowed)
     assert cli.expand_jobs(["method=lora,bitfit", "budget=r2,r8", "seed=1"], cli.SEARCHPATH) == [
         ["method=lora", "budget=r2", "seed=1"], ["method=lora", "budget=r8", "seed=1"],
         ["method=bitfit", "budget=r2", "seed=1"], ["method=bitfit", "budget=r8", "seed=1"]]
@@ -144,7 +144,7 @@ def test_every_job_of_a_paper_sweep_validates_in_seconds() -> None:
     import peftbench.config  # noqa: F401  (torch; not part of the measured time)
 
     started = time.perf_counter()
-    assert cli.check_jobs(["+sweeps=adalora_table1"], cli.SEARCHPATH) == 160
+    assert cli.check_jobs(["+sweeps=adalora_table1"], cli.SEARCHPATH) == 320
     assert time.perf_counter() - started < 120  # about 5-15 s on a shared 2-core machine
 
 
