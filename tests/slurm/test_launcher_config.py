@@ -13,8 +13,8 @@ ROOT = Path(__file__).resolve().parents[2]
 CONF = ROOT / "conf"
 SWEEPS = sorted((ROOT / "sweeps").glob("*.yaml"))
 # Runs per sweep: the product of the axes in its hydra.sweeper.params.
-EXPECTED_RUNS = {"adalora_table1": 4 * 8 * 2 * 5, "adalora_table2": 2 * 4 * 2 * 5, "adalora_table3": 2 * 2 * 4 * 3, "sora_glue": 3 * 8 * 5,
-                 "sora_sparsity": 6}
+EXPECTED_RUNS = {"adalora_table1": 4 * 8 * 2 * 5, "adalora_table2": 2 * 4 * 2 * 5, "adalora_table3": 2 * 2 * 4 * 3,
+                 "sora_glue": 3 * 8 * 5, "sora_sparsity": 6}
 
 
 def compose_with(overrides: list[str]):
