@@ -28,8 +28,9 @@ METHOD_COLORS = {
     "sora": "#009E73",  # bluish green
     "full": "#000000",
     "bitfit": "#E69F00",  # orange
-    "hadapter": "#CC79A7",  # reddish purple
-    "padapter": "#56B4E9",  # sky blue
+    "houlsby": "#CC79A7",  # reddish purple (AdaLoRA's HAdapter)
+    "pfeiffer": "#56B4E9",  # sky blue (AdaLoRA's PAdapter)
+    "qlora": "#332288",  # indigo, LoRA's family
 }
 # Methods without a fixed colour get one of these, picked by a stable hash of the name (not Python's
 # randomised hash()) so reruns and other figures agree.
@@ -37,7 +38,8 @@ _SPARE_COLORS = ("#F0E442", "#882255", "#44AA99", "#999933", "#AA4499", "#661100
 
 METHOD_LABELS = {
     "lora": "LoRA", "adalora": "AdaLoRA", "sora": "SoRA", "full": "Full FT", "bitfit": "BitFit",
-    "hadapter": "HAdapter", "padapter": "PAdapter",
+    "houlsby": "HAdapter", "pfeiffer": "PAdapter", "parallel": "Parallel", "mam": "MAM", "prefix": "Prefix",
+    "ptuning_v2": "P-tuning v2", "prompt": "Prompt", "ptuning": "P-tuning", "qlora": "QLoRA",
 }
 MATRIX_LABELS = {
     "query": "$W_q$", "key": "$W_k$", "value": "$W_v$", "attention_output": "$W_o$",

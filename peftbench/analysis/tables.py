@@ -22,7 +22,8 @@ from peftbench.tasks import catalog
 # alphabetically. Which metric columns a task shows, and their headers, come from the task catalogue
 # (conf/task/<task>.yaml `columns`, read torch-free by peftbench.tasks.catalog).
 TASK_ORDER = ("mnli", "sst2", "cola", "qqp", "qnli", "rte", "mrpc", "stsb", "rotten_tomatoes")
-METHOD_ORDER = ("full", "bitfit", "hadapter", "padapter", "lora", "adalora", "sora")
+METHOD_ORDER = ("full", "bitfit", "houlsby", "pfeiffer", "parallel", "prefix", "ptuning_v2", "mam", "prompt",
+                "ptuning", "lora", "qlora", "adalora", "sora")  # AdaLoRA Table 1's order, the zoo in between
 # AdaLoRA Table 7: rank budgets and parameter budgets name the same rows of Table 1.
 BUDGET_GROUPS = {"r8": "1.2M", "r4": "0.6M", "r2": "0.3M"}
 AVERAGE = ("average", "score")
