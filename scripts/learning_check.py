@@ -42,7 +42,11 @@ def compose(overrides: list[str]) -> Any:
 def check_method(method: str, results: Path, extra: list[str], short: bool) -> dict[str, Any]:
     from peftbench.train import train
 
+    from peftbench import methods
+
+    precision = methods.get(method).method.quantization  # QLoRA declares the backbone precision it trains on
     overrides = [PRESET, f"method={method}", "logger=none", f"paths.results_dir={results}", "experiment_name=learn",
+                 *([f"model.quantization={precision}"] if precision else []),
                  *(SHORT + SHORT_METHOD.get(method, []) if short else []), *extra]
     started = time.time()
     record = train(compose(overrides))
@@ -83,8 +87,12 @@ def table(rows: list[dict[str, Any]]) -> str:
 
 
 def run(methods_to_check: list[str], extra: list[str], short: bool) -> list[dict[str, Any]]:
+    rows = []
     with tempfile.TemporaryDirectory() as folder:
-        return [check_method(m, Path(folder), extra, short) for m in methods_to_check]
+        for method in methods_to_check:
+            rows.append(check_method(method, Path(folder), extra, short))
+            print(table(rows[-1:]).splitlines()[-1], flush=True)  # as each finishes
+    return rows
 
 
 def main(argv: list[str] | None = None) -> int:
