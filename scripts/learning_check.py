@@ -40,9 +40,8 @@ def compose(overrides: list[str]) -> Any:
 
 
 def check_method(method: str, results: Path, extra: list[str], short: bool) -> dict[str, Any]:
-    from peftbench.train import train
-
     from peftbench import methods
+    from peftbench.train import train
 
     precision = methods.get(method).method.quantization  # QLoRA declares the backbone precision it trains on
     overrides = [PRESET, f"method={method}", "logger=none", f"paths.results_dir={results}", "experiment_name=learn",
