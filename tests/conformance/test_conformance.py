@@ -86,7 +86,8 @@ def test_only_the_methods_parameters_train(tmp_path, method: str, model: str, fa
     for name, parameter in model_.named_parameters():
         claimed = name in declared or spec.is_head(name) or method_.trains_backbone_parameter(name)
         assert parameter.requires_grad == claimed, name
-    batch = {"input_ids": torch.randint(5, 1000, (3, 9)), "attention_mask": torch.ones(3, 9, dtype=torch.long),
+    # ids above 102: tiny BART counts <eos> (102) per row and needs the same number in every row
+    batch = {"input_ids": torch.randint(103, 1000, (3, 9)), "attention_mask": torch.ones(3, 9, dtype=torch.long),
              "labels": torch.tensor([0, 1, 0])}
     if model == "tiny_bart":
         batch["input_ids"][:, -1] = 102  # BART classifies from the last <eos>
