@@ -187,3 +187,22 @@ def test_method_lr_gives_the_prefix_its_own_group() -> None:
     own = [g for g in groups if g.get("lr") == 5e-3]
     assert sum(p.numel() for g in own for p in g["params"]) == 2 * 16 * 32 * 2
     assert sum(p.numel() for g in groups for p in g["params"]) == count_parameters(net, spec)["trainable"]
+
+
+def test_deberta_prefix_keys_get_content_scores_only() -> None:
+    """Two prefix keys' attention ratio is exp(q·(k0 − k1) / sqrt(d · scale_factor)): no relative-position bias
+    (which would depend on their positions); the real keys keep DeBERTa's c2p/p2c bias."""
+    net, _, _ = build("ptuning_v2", "tiny_deberta", num_virtual_tokens=2)
+    attention = net.deberta.encoder.layer[1].attention.self
+    captured = {}
+    attention.register_forward_pre_hook(lambda mod, args: captured.update(hidden=args[0]))
+    with torch.no_grad():
+        out = net(input_ids=tokens(6, 9)[None], output_attentions=True)
+        probs = out.attentions[1]  # (1, H, n, l + n)
+        heads = attention.num_attention_heads
+        query = attention.transpose_for_scores(attention.query_proj(captured["hidden"]), heads)  # (H, n, d)
+        keys = attention.prefix.kv[0].view(2, heads, -1).transpose(0, 1)  # (H, l, d)
+        scale = (query.shape[-1] * 3) ** 0.5  # c2p and p2c: scale factor 3
+        expected = torch.einsum("hnd,hd->hn", query, keys[:, 0] - keys[:, 1]) / scale
+    assert probs.shape[-1] == 2 + 6
+    assert torch.allclose(torch.log(probs[0, :, :, 0] / probs[0, :, :, 1]), expected, atol=1e-5)
