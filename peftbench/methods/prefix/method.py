@@ -66,6 +66,11 @@ class PrefixMethod(Method):
         freeze(model, self.spec)
         return model
 
+    def virtual_tokens(self) -> int:
+        """0: the prefixes extend each attention's keys and values, never the input sequence, so outputs keep the
+        input's length and extractive-QA span labels need no shift (``prepare_inputs`` stays the identity)."""
+        return 0
+
     # -- optimisation -----------------------------------------------------------------------------
     def param_groups(self, model: nn.Module, weight_decay: float) -> list[dict]:
         """The trainer's AdamW groups; with ``method.lr`` set, the method's own parameters get that lr (the head
