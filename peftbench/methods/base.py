@@ -86,7 +86,12 @@ class Method(ABC):
         return batch
 
     def virtual_tokens(self) -> int:
-        """Positions prepended to every input sequence by :meth:`prepare_inputs` (0 for module-level methods)."""
+        """Positions :meth:`prepare_inputs` inserts into every input sequence (0 for module-level methods)."""
+        return 0
+
+    def virtual_token_position(self) -> int:
+        """Where those positions start: 0 = in front of the input; 1 = right after its first token (the [CLS] /
+        <s> that classification heads, and SQuAD v2's null answer, read)."""
         return 0
 
     def param_groups(self, model: nn.Module, weight_decay: float) -> list[dict]:

@@ -58,11 +58,14 @@ def test_prepared_batch_extends_masks_and_token_types() -> None:
     prepared = instance.prepare_inputs(model, batch())
     assert "input_ids" not in prepared
     assert prepared["inputs_embeds"].shape == (2, 9 + L, 32)
-    assert prepared["attention_mask"][:, :L].eq(1).all() and prepared["attention_mask"][1].sum() == 5 + L
-    assert prepared["token_type_ids"].shape == (2, 9 + L) and prepared["token_type_ids"][:, :L].eq(0).all()
+    # the prompt sits right after the first token ([CLS]), which stays where classification heads read it
+    assert prepared["attention_mask"][:, 1:1 + L].eq(1).all() and prepared["attention_mask"][1].sum() == 5 + L
+    assert prepared["token_type_ids"].shape == (2, 9 + L) and prepared["token_type_ids"][:, 1:1 + L].eq(0).all()
     embed = model.get_input_embeddings()
-    assert torch.equal(prepared["inputs_embeds"][0, :L], model.soft_prompt.prompt)
-    assert torch.equal(prepared["inputs_embeds"][0, L:], embed(batch()["input_ids"][0]))
+    tokens = embed(batch()["input_ids"][0])
+    assert torch.equal(prepared["inputs_embeds"][0, 1:1 + L], model.soft_prompt.prompt)
+    assert torch.equal(prepared["inputs_embeds"][0, :1], tokens[:1])
+    assert torch.equal(prepared["inputs_embeds"][0, 1 + L:], tokens[1:])
 
 
 @pytest.mark.parametrize("method", ["prompt", "ptuning"])
@@ -155,7 +158,9 @@ def test_qa_labels_follow_the_shift(arch: str) -> None:
     shift = instance.virtual_tokens()
     assert shift == (0 if arch == "tiny_bart" else L)
     assert out.start_logits.shape[1] == 9 + shift
-    assert prepared["start_positions"].tolist() == [2 + shift, shift]
+    # the prompt goes after the first token: a span shifts by l, the [CLS] null answer (position 0) stays
+    assert prepared["start_positions"].tolist() == [2 + shift, 0]
+    assert instance.virtual_token_position() == (0 if arch == "tiny_bart" else 1)
     out.loss.backward()
     assert model.soft_prompt.prompt.grad.abs().sum() > 0
 

@@ -86,6 +86,9 @@ class PrependTwo:
     def virtual_tokens(self) -> int:
         return 2
 
+    def virtual_token_position(self) -> int:
+        return 0
+
     def prepare_inputs(self, model, batch):
         def pad(tensor, value):
             return torch.cat([torch.full((tensor.shape[0], 2), value, dtype=tensor.dtype), tensor], dim=1)

@@ -12,7 +12,7 @@ from peftbench.methods.prompt.layer import SoftPrompt, initial_prompt, special_t
 
 class VirtualTokenMethod(Method):
     """Shared body of the input-level prompt methods: a submodule ``module_name`` of the model returns the l × h
-    virtual token embeddings; :meth:`prepare_inputs` puts them in front of every input (``seam.prepend``).
+    virtual token embeddings; :meth:`prepare_inputs` inserts them into every input (``seam.insert``: after the first token on encoder-only models).
     Subclasses build the module."""
 
     knob = "num_virtual_tokens"
@@ -43,9 +43,13 @@ class VirtualTokenMethod(Method):
         goes into the encoder only and per-token outputs (BART's QA logits) come from the decoder."""
         return getattr(self, "_shift", self.length)
 
+    def virtual_token_position(self) -> int:
+        """After the first token on encoder-only models (see ``seam.insert``); 0 where nothing shifts."""
+        return seam.INSERT_AT if self.virtual_tokens() else 0
+
     def prepare_inputs(self, model: nn.Module, batch: dict[str, Any]) -> dict[str, Any]:
         prompt = model.get_submodule(self.module_name)()
-        return seam.prepend(self.name, model, batch, prompt)
+        return seam.insert(self.name, model, batch, prompt)
 
     def hidden_size(self, model: nn.Module) -> int:
         return int(model.get_input_embeddings().weight.shape[1])

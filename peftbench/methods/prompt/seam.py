@@ -70,8 +70,17 @@ def check_length(name: str, length: int, model: nn.Module) -> None:
                          f"{limit} positions; use fewer virtual tokens")
 
 
-def prepend(name: str, model: nn.Module, batch: dict[str, Any], prompt: torch.Tensor) -> dict[str, Any]:
-    """The batch with the l × h ``prompt`` in front of every input (see the module docstring)."""
+INSERT_AT = 1  # encoder-only models: the prompt goes after the first token ([CLS] / <s>)
+
+
+def insert(name: str, model: nn.Module, batch: dict[str, Any], prompt: torch.Tensor) -> dict[str, Any]:
+    """The batch with the l × h ``prompt`` inserted into every input (see the module docstring).
+
+    Encoder-only models get it right after the first token: their classification heads (and SQuAD v2's null
+    answer) read position 0, and a virtual token there has an input-independent embedding, so its final state
+    barely depends on the sentence. Measured on the shortened learning check (MiniLM, 64 steps): prompt tuning
+    and P-tuning with the prompt at position 0 ended at 0.525 validation accuracy, chance. Encoder-decoder models
+    get it in front of the encoder input (their heads read the decoder)."""
     if "input_ids" not in batch:
         raise ValueError(f"{name}: prepare_inputs needs input_ids in the batch, got {sorted(batch)}")
     if "position_ids" in batch:
@@ -83,22 +92,28 @@ def prepend(name: str, model: nn.Module, batch: dict[str, Any], prompt: torch.Te
         raise ValueError(f"{name}: {length} virtual tokens + {ids.shape[1]} input tokens exceed "
                          f"{encoder_config(model).model_type}'s {limit} positions; lower task.max_length to "
                          f"{limit - length} or method.num_virtual_tokens")
+    at = 0 if is_encoder_decoder(model) else INSERT_AT
     tokens = model.get_input_embeddings()(ids)
-    embeds = torch.cat([prompt.to(tokens.dtype).unsqueeze(0).expand(count, -1, -1), tokens], dim=1)
+    embeds = _spliced(tokens, prompt.to(tokens.dtype).unsqueeze(0).expand(count, -1, -1), at)
     mask = batch.get("attention_mask")
     mask = torch.ones_like(ids) if mask is None else mask
-    mask = torch.cat([mask.new_ones(count, length), mask], dim=1)
+    mask = _spliced(mask, mask.new_ones(count, length), at)
     encoder_inputs = {"inputs_embeds": embeds, "attention_mask": mask}
     if batch.get("token_type_ids") is not None:
         types = batch["token_type_ids"]
-        encoder_inputs["token_type_ids"] = torch.cat([types.new_zeros(count, length), types], dim=1)
+        encoder_inputs["token_type_ids"] = _spliced(types, types.new_zeros(count, length), at)
     out = {k: v for k, v in batch.items() if k not in ("input_ids", "token_type_ids", "attention_mask")}
     if is_encoder_decoder(model):
         if "encoder_outputs" in batch:
             raise ValueError(f"{name}: the batch already carries encoder_outputs")
         encoder_outputs = model.get_encoder()(**encoder_inputs, return_dict=True)
         return {**out, "input_ids": ids, "attention_mask": mask, "encoder_outputs": encoder_outputs}
-    for key in SHIFTED_LABELS:
+    for key in SHIFTED_LABELS:  # token positions at or after the insertion point move by l
         if key in out:
-            out[key] = out[key] + length
+            out[key] = torch.where(out[key] >= at, out[key] + length, out[key])
     return {**out, **encoder_inputs}
+
+
+def _spliced(values: torch.Tensor, inserted: torch.Tensor, at: int) -> torch.Tensor:
+    """``values`` (batch, n, ...) with ``inserted`` (batch, l, ...) placed before position ``at``."""
+    return torch.cat([values[:, :at], inserted, values[:, at:]], dim=1)

@@ -95,11 +95,11 @@ class ExtractiveQA(TaskFamily):
     def predict(self, model: Any, loader: Any, accelerator: Any, method: Any, *,
                 final: bool = False) -> dict[int, tuple[np.ndarray, np.ndarray]]:
         """Start and end logits of every feature, by feature id, gathered from every process without the
-        duplicates of the padded last batch. The first ``method.virtual_tokens()`` logits (positions a method
-        prepended) are dropped, so position i is token i of the feature's own input."""
+        duplicates of the padded last batch. The ``method.virtual_tokens()`` positions a method inserted (from
+        ``method.virtual_token_position()`` on) are dropped, so position i is token i of the feature's own input."""
         model.eval()
         unwrapped = accelerator.unwrap_model(model)
-        skip = method.virtual_tokens()
+        skip, at = method.virtual_tokens(), method.virtual_token_position()
         dataset = _base(loader.dataset)
         gathered: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         with dataset.with_feature_ids():
@@ -108,8 +108,8 @@ class ExtractiveQA(TaskFamily):
                 inputs = {k: v for k, v in batch.items()
                           if k not in ("feature_index", "start_positions", "end_positions")}
                 outputs = model(**method.prepare_inputs(unwrapped, inputs))
-                start = outputs.start_logits[:, skip:].float().contiguous()
-                end = outputs.end_logits[:, skip:].float().contiguous()
+                start = _without(outputs.start_logits, at, skip).float().contiguous()
+                end = _without(outputs.end_logits, at, skip).float().contiguous()
                 start = accelerator.pad_across_processes(start, dim=1, pad_index=PAD_LOGIT)
                 end = accelerator.pad_across_processes(end, dim=1, pad_index=PAD_LOGIT)
                 start, end, ids = accelerator.gather_for_metrics((start, end, ids))
@@ -145,3 +145,8 @@ class ExtractiveQA(TaskFamily):
             result = metrics.squad_v2(texts, golds, {qid: a.null_diff for qid, a in answers.items()},
                                       threshold=float(self.options["null_threshold"]))
         return {name: result[name] for name in self.task.metrics}
+
+
+def _without(logits: Any, at: int, count: int) -> Any:
+    """Logits (batch, positions) without the ``count`` virtual positions inserted at ``at``."""
+    return torch.cat([logits[:, :at], logits[:, at + count:]], dim=1) if count else logits
