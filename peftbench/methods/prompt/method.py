@@ -12,8 +12,8 @@ from peftbench.methods.prompt.layer import SoftPrompt, initial_prompt, special_t
 
 class VirtualTokenMethod(Method):
     """Shared body of the input-level prompt methods: a submodule ``module_name`` of the model returns the l × h
-    virtual token embeddings; :meth:`prepare_inputs` inserts them into every input (``seam.insert``: after the first token on encoder-only models).
-    Subclasses build the module."""
+    virtual token embeddings; :meth:`prepare_inputs` inserts them into every input (``seam.insert``: after the
+    first token on encoder-only models). Subclasses build the module."""
 
     knob = "num_virtual_tokens"
     knob_kind = "virtual_tokens"
