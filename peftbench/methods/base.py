@@ -157,6 +157,21 @@ class Method(ABC):
 # --- generic pieces built on the declarations ------------------------------------------------------------
 
 
+class LinearWrapper(nn.Module):
+    """A module that wraps a frozen ``nn.Linear`` kept as ``self.base`` and reports its shape (records, counts)."""
+
+    base: nn.Linear
+
+    @property
+    def in_features(self) -> int:
+        return self.base.in_features
+
+    @property
+    def out_features(self) -> int:
+        return self.base.out_features
+
+
+
 def declared_names(module: nn.Module) -> tuple[str, ...]:
     """Attribute names holding a module's adapter weights: ours declare ``adapter_names``, PEFT's layers
     ``adapter_layer_names``; a plain module declares nothing."""
@@ -257,6 +272,6 @@ def freeze_except(model: nn.Module, keep: Callable[[str], bool]) -> None:
         parameter.requires_grad_(bool(keep(name)))
 
 
-__all__ = ["BINDS", "MATRIX_TYPES", "Method", "ModelSpec", "adapted_modules", "adapter_parameters",
+__all__ = ["BINDS", "MATRIX_TYPES", "LinearWrapper", "Method", "ModelSpec", "adapted_modules", "adapter_parameters",
            "count_parameters", "declared_names", "freeze", "freeze_except", "inject", "layer_index",
            "matrix_records", "replace_module"]

@@ -19,6 +19,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from peftbench.methods.base import LinearWrapper
+
 ACTIVATIONS = {
     "swish": F.silu,  # x · sigmoid(x): AdaLoRA's HAdapter baseline (its DeBERTaV2 code passes 'swish')
     "gelu": F.gelu,  # Houlsby et al.'s released TF code (adapter-bert, feedforward_adapter)
@@ -63,7 +65,7 @@ def parameter_count(hidden: int, bottleneck: int) -> int:
     return 2 * hidden * bottleneck + bottleneck + hidden
 
 
-class SequentialAdapter(nn.Module):
+class SequentialAdapter(LinearWrapper):
     """A frozen projection followed by an adapter: z = W x + b, out = z + A(z).
 
     Wrapping the sub-layer's output projection puts the adapter right after it, before the block's dropout,
@@ -77,14 +79,6 @@ class SequentialAdapter(nn.Module):
         self.base = base
         self.adapter = Bottleneck(base.out_features, bottleneck, activation, init, init_std,
                                   device=base.weight.device, dtype=base.weight.dtype)
-
-    @property
-    def in_features(self) -> int:
-        return self.base.in_features
-
-    @property
-    def out_features(self) -> int:
-        return self.base.out_features
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         z = self.base(x)

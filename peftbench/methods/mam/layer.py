@@ -21,6 +21,8 @@ import math
 import torch
 from torch import nn
 
+from peftbench.methods.base import LinearWrapper
+
 
 class ParallelAdapter(nn.Module):
     """s · up(ReLU(down(x)))."""
@@ -69,21 +71,13 @@ class FFNOutput(nn.Module):
         return self.base(x) + self.adapter(ffn_input)
 
 
-class FFNInput(nn.Module):
+class FFNInput(LinearWrapper):
     """The block's FFN input projection; passes its input on to the block's :class:`FFNOutput`."""
 
     def __init__(self, base: nn.Linear, output: FFNOutput) -> None:
         super().__init__()
         self.base = base
         object.__setattr__(self, "_output", output)  # a plain reference: the output wrapper is registered elsewhere
-
-    @property
-    def in_features(self) -> int:
-        return self.base.in_features
-
-    @property
-    def out_features(self) -> int:
-        return self.base.out_features
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self._output.pending = x

@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from peftbench.methods.base import LinearWrapper
 from peftbench.methods.houlsby.layer import Bottleneck
 
 
@@ -27,7 +28,7 @@ class Stash:
         return Stash()  # never copy an activation; the memo still makes both wrappers share the new one
 
 
-class FFNInputTap(nn.Module):
+class FFNInputTap(LinearWrapper):
     """W_1 unchanged; its input x is kept for the block's parallel adapter. Declares no parameters."""
 
     def __init__(self, base: nn.Linear, stash: Stash) -> None:
@@ -35,20 +36,12 @@ class FFNInputTap(nn.Module):
         self.base = base
         self.stash = stash
 
-    @property
-    def in_features(self) -> int:
-        return self.base.in_features
-
-    @property
-    def out_features(self) -> int:
-        return self.base.out_features
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.stash.value = x
         return self.base(x)
 
 
-class ParallelAdapter(nn.Module):
+class ParallelAdapter(LinearWrapper):
     """W_2 plus the parallel branch: out = W_2 a + b_2 + s · U f(D x), x the block's FFN input."""
 
     adapter_names = ("adapter",)
@@ -61,14 +54,6 @@ class ParallelAdapter(nn.Module):
         self.scale = scale
         self.adapter = Bottleneck(base.out_features, bottleneck, activation, init, init_std,
                                   device=base.weight.device, dtype=base.weight.dtype)
-
-    @property
-    def in_features(self) -> int:
-        return self.base.in_features
-
-    @property
-    def out_features(self) -> int:
-        return self.base.out_features
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
         x, self.stash.value = self.stash.value, None

@@ -16,6 +16,8 @@ import math
 import torch
 from torch import nn
 
+from peftbench.methods.base import LinearWrapper
+
 
 def init_gate(rank: int, kind: str, like: torch.Tensor) -> torch.Tensor:
     """Gate values at initialisation; the authors draw them from a standard normal (src/lora.py)."""
@@ -27,21 +29,7 @@ def init_gate(rank: int, kind: str, like: torch.Tensor) -> torch.Tensor:
 
 
 
-class _Wrapped(nn.Module):
-    """Shared by the gated and the pruned module: both wrap a frozen ``base`` nn.Linear."""
-
-    base: nn.Linear
-
-    @property
-    def in_features(self) -> int:
-        return self.base.in_features
-
-    @property
-    def out_features(self) -> int:
-        return self.base.out_features
-
-
-class SoRALinear(_Wrapped):
+class SoRALinear(LinearWrapper):
     """nn.Linear plus a gated low-rank update. ``lora_A`` is W_d (r, in), ``lora_B`` is W_u (out, r)."""
 
     adapter_names = ("lora_A", "lora_B", "gate")
@@ -67,7 +55,7 @@ class SoRALinear(_Wrapped):
         return self.base(x) + (down * self.gate) @ self.lora_B.T * self.scaling  # (..., out)
 
 
-class LoRALinear(_Wrapped):
+class LoRALinear(LinearWrapper):
     """Plain LoRA: h = W_0 x + B A x · scaling. What a pruned SoRA module becomes; its rank may be 0."""
 
     adapter_names = ("lora_A", "lora_B")
