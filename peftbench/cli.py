@@ -157,6 +157,8 @@ def unknown_option(token: str, following: list[str]) -> None:
     keys = [f"{folder.name}.{name.replace('-', '_')}" for folder in sorted(CONFIG_DIR.iterdir()) if folder.is_dir()
             if any(line.startswith(f"{name.replace('-', '_')}:")
                    for path in folder.glob("*.yaml") for line in path.read_text().splitlines())]
+    # The run-wide knobs first: `--lr` means trainer.lr, though some methods have an lr of their own.
+    keys.sort(key=lambda key: 0 if key.startswith("trainer.") else 1)
     top = CONFIG_DIR / "config.yaml"
     if any(line.startswith(f"{name.replace('-', '_')}:") for line in top.read_text().splitlines()):
         keys.insert(0, name.replace("-", "_"))

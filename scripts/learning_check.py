@@ -14,6 +14,7 @@ after ``--`` apply to every method.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 import time
@@ -100,12 +101,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--methods", help="comma-separated; default: every registered method")
     parser.add_argument("--short", action="store_true", help="the shortened CI version")
+    parser.add_argument("--json", type=Path, help="also write the rows to this file")
     args = parser.parse_args(ours)
     from peftbench import methods
 
     chosen = args.methods.split(",") if args.methods else methods.available()
     rows = run(chosen, extra, args.short)
     print(table(rows))
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=1))
     return 0 if all(row["p_above"] < 0.01 for row in rows) else 1
 
 

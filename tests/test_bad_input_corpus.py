@@ -117,7 +117,7 @@ CASES = [
     ("model.quantization", ["model.quantization=int8"], ["model.quantization", "'int8'"]),
     ("model.targets", ["+model.targets.attention=x"], ["model.targets", "attention"]),
     # task
-    ("task-unknown", ["task=squad"], ["task", "'squad'"]),
+    ("task-unknown", ["task=squadx"], ["task", "'squadx'"]),
     ("task.max_length", ["task.max_length=0"], ["task.max_length", "0"]),
     ("task.max_train_samples", ["task.max_train_samples=-2"], ["task.max_train_samples", "-2"]),
     ("task.split_seed", ["task.split_seed=-1"], ["task.split_seed", "-1"]),

@@ -161,7 +161,8 @@ def test_budget_schema_checks_and_the_deprecated_alias() -> None:
             validate(compose(bad))
 
 
-@pytest.mark.parametrize("name", sorted(path.stem for path in (CONF / "budget").glob("r*.yaml")))
+# r16 is Table 3's BART-large budget only; it has no DeBERTaV3-base reference (test_table3_budgets... covers it)
+@pytest.mark.parametrize("name", sorted(p.stem for p in (CONF / "budget").glob("r*.yaml") if p.stem != "r16"))
 def test_paper_budgets_compare_lora_and_adalora_with_their_references(name: str) -> None:
     rank = int(name[1:])
     lora = plan_row(run_of("method=lora", f"budget={name}"))

@@ -21,7 +21,7 @@ def peftbench(*args: str, cwd) -> subprocess.CompletedProcess:
     [
         (["method=lorax"], "unknown method 'lorax'; choose one of:"),
         (["model=gpt5"], "unknown model 'gpt5'; choose one of:"),
-        (["task=squad"], "unknown task 'squad'; choose one of:"),
+        (["task=squadx"], "unknown task 'squadx'; choose one of:"),
         (["trainer.lrr=1"], "trainer.lrr: unknown key; allowed keys in trainer:"),
         (["method.r=-2"], "method.r must be a positive rank, got -2"),
         (["task=cola", "data_dir=/nonexistent/glue"], "data_dir=/nonexistent/glue: no folder CoLA/"),
