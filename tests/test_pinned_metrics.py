@@ -22,7 +22,7 @@ CASES = {
     "adalora-rotten_tomatoes": ["method=adalora", *PEFT_TIMING],
     "sora-rotten_tomatoes": ["method=sora"],
     "bitfit-rotten_tomatoes": ["method=bitfit"],
-    "full-rotten_tomatoes": ["method=full"],
+    "full-rotten_tomatoes": ["method=full", "method.lr=null"],  # full FT got its own lr after the pins
     "lora-stsb-tiny_deberta": ["method=lora", "task=stsb", "model=tiny_deberta", f"data_dir={GLUE_DIR}"],
     "lora-mrpc-sora-protocol": ["method=lora", "task=mrpc", "task.protocol=sora", f"data_dir={GLUE_DIR}"],
     "adalora-rte-tiny_bart": ["method=adalora", *PEFT_TIMING, "task=rte", "model=tiny_bart", f"data_dir={GLUE_DIR}"],
