@@ -41,6 +41,7 @@ Parameterisations of the prefix values (a tensor (2, l, h) per site: keys, then 
 from __future__ import annotations
 
 import re
+from abc import ABC, abstractmethod
 from typing import Any
 
 import torch
@@ -57,7 +58,7 @@ ENCODER_NAME = "prefix_encoder"  # the shared reparameterisation MLP, a child of
 # --- the sites' prefix values ----------------------------------------------------------------------------
 
 
-class _Site(nn.Module):
+class _Site(nn.Module, ABC):
     """What an attention module holds under ``.prefix``: l keys and values for its heads."""
 
     def __init__(self, length: int, heads: int, head_size: int, dropout: float) -> None:
@@ -69,9 +70,9 @@ class _Site(nn.Module):
     def hidden(self) -> int:
         return self.heads * self.head_size
 
+    @abstractmethod
     def values(self) -> torch.Tensor:
         """(2, l, h): keys then values."""
-        raise NotImplementedError
 
     def key_value(self, batch: int, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
         """Keys and values shaped like the attention's: (batch, heads, l, head_size)."""

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from abc import abstractmethod
 from typing import Any
 
 from torch import nn
@@ -19,8 +20,9 @@ class VirtualTokenMethod(Method):
     knob_kind = "virtual_tokens"
     module_name: str = "soft_prompt"
 
+    @abstractmethod
     def build(self, model: nn.Module, embedding: nn.Module) -> nn.Module:
-        raise NotImplementedError
+        """The module that returns the l × h virtual token embeddings."""
 
     @property
     def length(self) -> int:
