@@ -23,6 +23,7 @@ GROUPS = (
     ("logger=", CONFIG_DIR / "logger", "metrics logging"),
     ("paths=", CONFIG_DIR / "paths", "results/, reports/, logs/ folders"),
     ("paper=", CONFIG_DIR / "paper", "per-task hyperparameters of a paper"),
+    ("recipe=", CONFIG_DIR / "recipe", "train one run, or SoRA's sparsifying scheduler (options: recipe.*)"),
     ("+experiment=", CONFIG_DIR / "experiment", "paper presets (experiment=NAME works too)"),
     ("-m +sweeps=", ROOT / "sweeps", "multiruns, one per paper table/figure (sweeps/README.md)"),
     ("hydra/launcher=", CONFIG_DIR / "hydra" / "launcher", "multirun launcher (with -m)"),
