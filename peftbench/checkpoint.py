@@ -22,7 +22,6 @@ import random
 import signal
 import struct
 import sys
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -157,23 +156,12 @@ class _HashingWriter:
 
 def write_payload(path: Path, payload: dict[str, Any]) -> None:
     """Header + torch.save payload into a temporary file, fsync, rename over ``path``, fsync the directory."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            os.fchmod(handle.fileno(), records.file_mode())
-            handle.write(bytes(HEADER.size))  # zeros until the payload is complete: never a valid header
-            writer = _HashingWriter(handle)
-            torch.save(payload, writer)
-            handle.seek(0)
-            handle.write(HEADER.pack(MAGIC, writer.size, writer.sha256.digest()))
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    records.fsync_directory(path.parent)
+    with records.atomic_file(path, "wb") as handle:
+        handle.write(bytes(HEADER.size))  # zeros until the payload is complete: never a valid header
+        writer = _HashingWriter(handle)
+        torch.save(payload, writer)
+        handle.seek(0)
+        handle.write(HEADER.pack(MAGIC, writer.size, writer.sha256.digest()))
 
 
 class _Window(io.RawIOBase):

@@ -46,12 +46,21 @@ class RecordError(ValueError):
 
 
 def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
+    with atomic_file(path, "w") as handle:
+        json.dump(payload, handle, indent=1, sort_keys=False, default=_json_default)
+
+
+@contextlib.contextmanager
+def atomic_file(path: Path, mode: str = "wb") -> Iterator[Any]:
+    """A handle on a temporary file beside ``path`` that replaces ``path`` only when the block ends without an
+    error: written, fsynced, renamed over ``path`` (atomic on POSIX), directory fsynced. On any error the
+    temporary file is removed and ``path`` is untouched."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w") as handle:
+        with os.fdopen(fd, mode) as handle:
             os.fchmod(handle.fileno(), file_mode())  # mkstemp creates 0600
-            json.dump(payload, handle, indent=1, sort_keys=False, default=_json_default)
+            yield handle
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, path)
