@@ -1,7 +1,7 @@
 """Trivial baselines on an evaluation set, scored with the same metrics: what a model must beat.
 
 ``python -m peftbench.tasks.extractive_qa.baselines squad ../shared/data/squad 400`` prints, for the first N
-questions of the validation split the runs use: the empty answer, the context's first word, its first sentence,
+questions of each evaluation and test split the runs use: the empty answer, the context's first word, its first sentence,
 and (the strongest) the context sentence sharing the most words with the question.
 """
 
@@ -55,10 +55,10 @@ def main(argv: list[str]) -> None:
     task_name, data_dir, count = argv[0], argv[1], int(argv[2]) if len(argv) > 2 else None
     task = validate(compose_config([f"task={task_name}", "model=tiny_bert"])).task
     splits = family_for(task).load(data_dir)
-    examples = splits.eval["validation"][:count]
-    for name, values in score(examples, str(task.source["version"])).items():
-        shown = {k: round(v, 2) for k, v in values.items() if k in task.metrics and not k.endswith("thresh")}
-        print(f"{task_name} validation[:{count}] {name:>22}: {shown}")
+    for split, examples in {**splits.eval, **splits.test}.items():
+        for name, values in score(examples[:count], str(task.source["version"])).items():
+            shown = {k: round(v, 2) for k, v in values.items() if k in task.metrics and not k.endswith("thresh")}
+            print(f"{task_name} {split}[:{count}] {name:>22}: {shown}")
 
 
 if __name__ == "__main__":
