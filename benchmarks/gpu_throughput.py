@@ -18,7 +18,8 @@ Per method and model, two timings on the same model, one after the other:
   forward), ``loss.backward()``, one torch AdamW over the trainable parameters, ``zero_grad``, synchronise.
 
 Printed per row: tokens/s (input tokens, virtual tokens not counted) and ms/step of the harness, the ratio of
-harness to bare step time, peak CUDA memory of each (``max_memory_allocated`` from the model's copy on), the
+harness to bare step time, peak CUDA memory of each (``max_memory_allocated`` less what was allocated before the
+model's copy: the copy, the method, optimizer state and activations), the
 harness's step time relative to LoRA's, and trainable parameters. AdaLoRA runs with t_i = t_f = 1 so every timed
 step updates importance scores (ΔT from its config). A method that fails prints its error in its row. QLoRA needs
 a pretrained backbone to quantise, so it is skipped here.
@@ -92,8 +93,13 @@ def run_config(model: str, method: str, batch: int, steps: int, smoke: bool) -> 
         return validate(compose("config", overrides=overrides))
 
 
-def peak_mib(device: torch.device) -> float | None:
-    return torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
+def peak_mib(device: torch.device, baseline: int) -> float | None:
+    """Peak CUDA memory since the last reset, less ``baseline`` (the pristine backbone kept for the next method)."""
+    return (torch.cuda.max_memory_allocated(device) - baseline) / 2**20 if device.type == "cuda" else None
+
+
+def allocated(device: torch.device) -> int:
+    return torch.cuda.memory_allocated(device) if device.type == "cuda" else 0
 
 
 def reset_peak(device: torch.device) -> None:
@@ -153,17 +159,18 @@ def measure(name: str, model_name: str, pristine: torch.nn.Module, accelerator: 
         batches = [{k: v[i * batch:(i + 1) * batch].to(device) for k, v in data.batch.items()}
                    for i in range(args.warmup + args.steps + 1)]
         reset_peak(device)
+        baseline = allocated(device)  # the pristine backbone and the bare loop's batches (a few MiB)
         torch.manual_seed(run.seed)
         method = methods.get(name).method(run.method, spec)
         model = method.apply(copy.deepcopy(pristine))
         row.harness_ms, row.trainable = time_harness(run, accelerator, model, method, family, data, args.warmup,
                                                      args.steps)
-        row.harness_peak = peak_mib(device)
+        row.harness_peak = peak_mib(device, baseline)
         accelerator.free_memory()  # drops the prepared optimizers (their state) before the bare loop
-        model = accelerator.unwrap_model(model)
+        model = accelerator.unwrap_model(model, keep_fp32_wrapper=False)  # the bare loop autocasts by itself
         reset_peak(device)
         row.bare_ms = time_bare(model, method, batches, device, not args.cpu_smoke, run.trainer.lr, args.warmup + 1)
-        row.bare_peak = peak_mib(device)
+        row.bare_peak = peak_mib(device, baseline)
     except Exception as error:  # noqa: BLE001 - one method's failure is a row, not the end of the table
         row.error = f"{type(error).__name__}: {str(error).splitlines()[0][:160] if str(error) else ''}"
         if args.verbose:
