@@ -175,7 +175,11 @@ class RankAllocator:
             self.layers[module_name].lora_E.masked_fill_(~keep.view(-1, 1), 0.0)
 
     def ranks(self) -> dict[str, int]:
-        return {name: int(keep.sum().item()) for name, keep in self.masks.items()}
+        """Kept triplets per matrix, read in one device-to-host copy (mask steps record them: ΔT = 1 is every step)."""
+        if not self.masks:
+            return {}
+        kept = torch.stack([keep.sum() for keep in self.masks.values()]).tolist()
+        return {name: int(count) for name, count in zip(self.masks, kept, strict=True)}
 
     # --- timing -----------------------------------------------------------------------------------
     def configure_timing(self, step_origin: str, final_phase: str) -> None:
