@@ -162,3 +162,29 @@ def ratio_line(label: str, numerator: list[list[float]], denominator: list[list[
 def interleaved(repeat: int, names: list[str]) -> list[str]:
     """ABC, CBA, ABC, ...: every variant runs early and late equally often."""
     return names if repeat % 2 == 0 else names[::-1]
+
+
+# Operators that copy a device value to the host: on a GPU each one waits for every kernel queued before it.
+SYNC_OPS = ("aten::_local_scalar_dense", "aten::nonzero", "aten::is_nonzero")
+
+
+def op_counts(work: Any, steps: int) -> tuple[float, float, dict[str, float]]:
+    """Operators per step of ``work()`` (which runs ``steps`` optimizer steps) under ``torch.profiler``: all aten
+    operators (each a kernel launch on a GPU), the host-syncing ones among them, and those by name. On a CPU
+    the syncs cost nothing; on a GPU each is a bubble, which is why they are counted here."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as profiler:
+        work()
+    counts: dict[str, int] = {}
+    for event in profiler.events():
+        if event.name.startswith("aten::"):
+            counts[event.name] = counts.get(event.name, 0) + 1
+    syncs = {name: counts.get(name, 0) / steps for name in SYNC_OPS}
+    return sum(counts.values()) / steps, sum(syncs.values()), syncs
+
+
+def op_count_line(label: str, work: Any, steps: int) -> str:
+    total, syncs, by_name = op_counts(work, steps)
+    detail = "  ".join(f"{name.removeprefix('aten::')} {count:.1f}" for name, count in by_name.items())
+    return f"ops {label:<16} aten ops/step {total:8.1f}  host syncs/step {syncs:5.1f}  ({detail})"

@@ -24,6 +24,7 @@ from common import (
     configure_threads,
     interleaved,
     mean,
+    op_count_line,
     per_repeat,
     ratio_line,
     run_config,
@@ -71,6 +72,8 @@ def main() -> None:
     parser.add_argument("--rank", type=int, default=12, help="initial rank of every method")
     parser.add_argument("--target-rank", type=int, default=8, help="AdaLoRA's target rank")
     parser.add_argument("--profile", action="store_true", help="after timing, cProfile one fit per method")
+    parser.add_argument("--ops", action="store_true",
+                        help="after timing, count aten operators and host syncs per fit step of each method")
     parser.add_argument("--only", nargs="*", default=None, help="variants to run (lora is always included)")
     args = parser.parse_args()
     check_args(args)
@@ -104,6 +107,9 @@ def main() -> None:
     for name in harnesses:
         if name != "lora":
             print(ratio_line(f"{name}/lora", times[name], times["lora"]))
+    if args.ops:  # whole fit calls: untimed steps and the last-step evaluation (32 examples) included
+        for name, harness in harnesses.items():
+            print(op_count_line(name, lambda h=harness: h.time_steps(args.warmup, args.steps, TAIL), length))
     if args.profile:
         for name, harness in harnesses.items():
             print(f"profile {name} (cumulative ms per optimizer step under cProfile):")

@@ -23,6 +23,7 @@ from common import (
     configure_threads,
     interleaved,
     mean,
+    op_count_line,
     ratio_line,
     run_config,
     summary,
@@ -76,6 +77,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_common_args(parser, steps=4, repeats=10)
     parser.add_argument("--rank", type=int, default=8, help="LoRA rank (method.r)")
+    parser.add_argument("--ops", action="store_true",
+                        help="after timing, count aten operators and host syncs per step on both sides")
     args = parser.parse_args()
     check_args(args)
     configure_threads(args.threads)
@@ -106,6 +109,9 @@ def main() -> None:
     print(summary("bare", times["bare"]))
     print(f"harness data loading (fetch + collate, inside its step): {loading:.2f} ms/batch")
     print(ratio_line("harness/bare", times["harness"], times["bare"]))
+    if args.ops:  # whole calls: the warm-up steps and fit's last-step evaluation (32 examples) are included
+        print(op_count_line("harness", lambda: harness.time_steps(args.warmup, args.steps), length))
+        print(op_count_line("bare", lambda: bare.time_steps(batches, args.warmup), length))
 
 
 if __name__ == "__main__":

@@ -154,9 +154,12 @@ def _steps(run: RunConfig, accelerator: Accelerator, parts: Parts, schedulers: l
                 task_loss = model(**method.prepare_inputs(unwrapped, batch)).loss
                 extra = method.extra_losses(unwrapped)
                 loss = task_loss + sum(extra.values())
-                if not torch.isfinite(loss):
-                    raise FloatingPointError(f"non-finite loss {loss.item()} at optimizer step {state.step + 1}")
                 accelerator.backward(loss)
+                # The step's one host read, once backward is queued (a GPU keeps working while the host waits;
+                # reading before backward stalled it): the check below and the task loss that is logged.
+                checked, reported = read_losses(accelerator, loss, task_loss, accelerator.sync_gradients)
+                if not math.isfinite(checked):  # before any optimizer step: the update is never applied
+                    raise FloatingPointError(f"non-finite loss {checked} at optimizer step {state.step + 1}")
                 if not accelerator.sync_gradients:
                     continue  # a micro-batch of gradient accumulation: no optimizer step yet
                 if run.trainer.max_grad_norm is not None:
@@ -170,7 +173,7 @@ def _steps(run: RunConfig, accelerator: Accelerator, parts: Parts, schedulers: l
                 for optimizer in parts.optimizers:
                     optimizer.zero_grad(set_to_none=True)
             state.batches_in_epoch += 1
-            state.running_loss.append(accelerator.reduce(task_loss.detach(), "mean").item())
+            state.running_loss.append(reported)
             progress.update(1)
             if state.step % run.trainer.log_every == 0:
                 log.log({"train/loss": state.running_loss[-1], "train/lr": schedulers[0].get_last_lr()[0],
@@ -190,6 +193,17 @@ def _steps(run: RunConfig, accelerator: Accelerator, parts: Parts, schedulers: l
         else:
             state.epoch, state.batches_in_epoch = state.epoch + 1, 0
     seen.flush(state)
+
+
+def read_losses(accelerator: Accelerator, loss: torch.Tensor, task_loss: torch.Tensor,
+                with_task: bool) -> tuple[float, float | None]:
+    """The total loss of this process and, when ``with_task``, the task loss averaged over processes, in one
+    device-to-host copy."""
+    if not with_task:
+        return loss.item(), None
+    both = [loss.detach().float(), accelerator.reduce(task_loss.detach(), "mean").float()]  # bf16 models too
+    checked, reported = torch.stack(both).tolist()
+    return checked, reported
 
 
 class Seen:

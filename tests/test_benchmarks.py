@@ -36,3 +36,31 @@ def test_method_overhead_prints_ratios():
         assert re.search(rf"^ratio {name}/lora: " + RATIO, out, re.M), out
     assert "adalora dT=100 amortised" in out
     assert "peftbench/methods/sora/" in out  # the profile names the method's own functions
+
+
+def test_whole_run_quick_prints_every_contender():
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "whole_run.py"), "--quick", "--repeats", "1",
+                           "--threads", "1"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-4000:]
+    for name in ("peftbench", "trainer", "bare"):  # each finished its 2 steps and scored both sets
+        assert re.search(rf"^repeat 1 {name} +wall +\d+\.\d s  peak RSS +\d+ MiB  steps 2  val acc 0\.\d{{4}}  "
+                         r"test acc 0\.\d{4}$", done.stdout, re.M), done.stdout
+        assert re.search(rf"^ratio {name}/trainer: median \d\.\d{{3}}  ratio {name}/bare: median \d\.\d{{3}}$",
+                         done.stdout, re.M), done.stdout
+
+
+def test_gpu_throughput_cpu_smoke_has_a_row_per_method():
+    from peftbench import methods
+
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_throughput.py"), "--cpu-smoke"], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert done.stdout.count("| method | tokens/s | harness ms/step | bare ms/step | harness/bare |") == 2
+    number = r"[\d,]+(?:\.\d+)?"
+    for name in methods.available():
+        if methods.get(name).method.quantization is None:  # QLoRA needs pretrained weights to quantise
+            rows = re.findall(rf"^\| {name} \| {number} \| {number} \| {number} \| \d+\.\d{{3}} \| \d+\.\d{{3}} \|",
+                              done.stdout, re.M)
+            assert len(rows) == 2, done.stdout  # both tiny models, no error

@@ -111,7 +111,12 @@ class RankAllocator:
     @torch.no_grad()
     def update_importance(self) -> None:
         """I = |w · ∂L/∂w| (Eq. 9); Ī ← β1 Ī + (1 - β1) I; Ū ← β2 Ū + (1 - β2) |I - Ī| with the freshly
-        updated Ī (Eq. 10, as in the official code). A parameter without a gradient counts as I = 0."""
+        updated Ī (Eq. 10, as in the official code). A parameter without a gradient counts as I = 0.
+
+        All 3n tensors at once with ``torch._foreach_*`` (a few kernels instead of 7 per tensor on a GPU); each
+        element sees the same operations in the same order as the official per-tensor code, so the values are
+        bit-identical to it."""
+        keys, params, grads = [], [], []
         for module_name, layer in self.layers.items():
             for param_name in PARAMS:
                 param = getattr(layer, param_name)
@@ -119,11 +124,20 @@ class RankAllocator:
                 if key not in self.exp_avg_ipt:
                     self.exp_avg_ipt[key] = torch.zeros_like(param)
                     self.exp_avg_unc[key] = torch.zeros_like(param)
-                grad = param.grad if param.grad is not None else torch.zeros_like(param)
-                ipt = (param * grad).abs()
-                avg = self.beta1 * self.exp_avg_ipt[key] + (1 - self.beta1) * ipt
-                self.exp_avg_ipt[key] = avg
-                self.exp_avg_unc[key] = self.beta2 * self.exp_avg_unc[key] + (1 - self.beta2) * (ipt - avg).abs()
+                keys.append(key)
+                params.append(param)
+                grads.append(param.grad if param.grad is not None else torch.zeros_like(param))
+        avg = [self.exp_avg_ipt[key] for key in keys]
+        unc = [self.exp_avg_unc[key] for key in keys]
+        ipt = torch._foreach_mul(params, grads)
+        torch._foreach_abs_(ipt)
+        torch._foreach_mul_(avg, self.beta1)  # β1 Ī + (1 - β1) I, in place
+        torch._foreach_add_(avg, torch._foreach_mul(ipt, 1 - self.beta1))
+        spread = torch._foreach_sub(ipt, avg)
+        torch._foreach_abs_(spread)
+        torch._foreach_mul_(spread, 1 - self.beta2)
+        torch._foreach_mul_(unc, self.beta2)  # β2 Ū + (1 - β2) |I - Ī|, in place
+        torch._foreach_add_(unc, spread)
 
     def element_score(self, key: str) -> torch.Tensor:
         """s = Ī · Ū (Eq. 11)."""
@@ -161,7 +175,11 @@ class RankAllocator:
             self.layers[module_name].lora_E.masked_fill_(~keep.view(-1, 1), 0.0)
 
     def ranks(self) -> dict[str, int]:
-        return {name: int(keep.sum().item()) for name, keep in self.masks.items()}
+        """Kept triplets per matrix, read in one device-to-host copy (mask steps record them: ΔT = 1 is every step)."""
+        if not self.masks:
+            return {}
+        kept = torch.stack([keep.sum() for keep in self.masks.values()]).tolist()
+        return {name: int(count) for name, count in zip(self.masks, kept, strict=True)}
 
     # --- timing -----------------------------------------------------------------------------------
     def configure_timing(self, step_origin: str, final_phase: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import torch
@@ -36,9 +37,14 @@ def orthogonal_regulariser(layers: list[SVDLinear]) -> torch.Tensor:
     total = 0.0
     for layer in layers:
         for gram in (layer.lora_A @ layer.lora_A.T, layer.lora_B.T @ layer.lora_B):  # both (r, r)
-            eye = torch.eye(gram.shape[0], dtype=gram.dtype, device=gram.device)
-            total = total + torch.norm(gram - eye, p="fro")
+            total = total + torch.norm(gram - identity(gram.shape[0], gram.dtype, gram.device), p="fro")
     return total / (2 * len(layers))
+
+
+@functools.cache
+def identity(size: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """I of the regulariser, made once per shape instead of once per matrix and step (a kernel each on a GPU)."""
+    return torch.eye(size, dtype=dtype, device=device)
 
 
 class AdaLoRAMethod(Method):

@@ -25,12 +25,11 @@ def soft_threshold(x: torch.Tensor, xi: float) -> torch.Tensor:
 
 
 def official_threshold(x: torch.Tensor, xi: float) -> torch.Tensor:
-    """The authors' three masked ops, each reading the result of the one before (so not a soft-threshold)."""
-    x = x.clone()
-    x[x > xi] -= xi
-    x[x < -xi] += xi
-    x[x.abs() < xi] = 0.0
-    return x
+    """The authors' three masked ops, each reading the result of the one before (so not a soft-threshold).
+    Written with ``torch.where``: the same values as their boolean-mask indexing, without its host sync."""
+    x = torch.where(x > xi, x - xi, x)
+    x = torch.where(x < -xi, x + xi, x)
+    return torch.where(x.abs() < xi, 0.0, x)
 
 
 THRESHOLDS: dict[str, Callable[[torch.Tensor, float], torch.Tensor]] = {
@@ -74,25 +73,38 @@ class ProximalAdam(torch.optim.Optimizer):
             with torch.enable_grad():
                 loss = closure()
         for group in self.param_groups:
-            beta1, beta2 = group["betas"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                state = self.state[p]
-                if not state:
-                    state["step"] = 0
-                    state["exp_avg"] = torch.zeros_like(p)
-                    state["exp_avg_sq"] = torch.zeros_like(p)
-                state["step"] += 1
-                exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
-                exp_avg.mul_(beta1).add_(p.grad, alpha=1.0 - beta1)
-                exp_avg_sq.mul_(beta2).addcmul_(p.grad, p.grad, value=1.0 - beta2)
-                step_size = group["lr"] * math.sqrt(1.0 - beta2 ** state["step"]) / (1.0 - beta1 ** state["step"])
-                update = exp_avg / (exp_avg_sq.sqrt() + group["eps"]) * step_size
-                if group["weight_decay"] > 0:
-                    update += group["lr"] * group["weight_decay"] * p  # decoupled, from the pre-step value
-                p.sub_(update)
-                xi = self.threshold * group["lr"] if self.threshold_times_lr else self.threshold
-                if xi > 0:
-                    p.copy_(THRESHOLDS[self.mode](p, xi))
+            self._group_step(group)
         return loss
+
+    def _group_step(self, group: dict) -> None:
+        """All gates of the group at once with ``torch._foreach_*`` and one thresholding of their concatenation;
+        per element the operations and their order are those of a per-gate Adam step, so the values are too."""
+        beta1, beta2 = group["betas"]
+        params = [p for p in group["params"] if p.grad is not None]
+        if not params:
+            return
+        for p in params:
+            if not self.state[p]:
+                self.state[p].update(step=0, exp_avg=torch.zeros_like(p), exp_avg_sq=torch.zeros_like(p))
+            self.state[p]["step"] += 1
+        grads = [p.grad for p in params]
+        exp_avg = [self.state[p]["exp_avg"] for p in params]
+        exp_avg_sq = [self.state[p]["exp_avg_sq"] for p in params]
+        torch._foreach_mul_(exp_avg, beta1)
+        torch._foreach_add_(exp_avg, grads, alpha=1.0 - beta1)
+        torch._foreach_mul_(exp_avg_sq, beta2)
+        torch._foreach_addcmul_(exp_avg_sq, grads, grads, value=1.0 - beta2)
+        steps = [self.state[p]["step"] for p in params]
+        step_size = [group["lr"] * math.sqrt(1.0 - beta2**t) / (1.0 - beta1**t) for t in steps]
+        denominator = torch._foreach_sqrt(exp_avg_sq)
+        torch._foreach_add_(denominator, group["eps"])
+        update = torch._foreach_div(exp_avg, denominator)
+        torch._foreach_mul_(update, step_size)
+        if group["weight_decay"] > 0:  # decoupled, from the pre-step value
+            torch._foreach_add_(update, torch._foreach_mul(params, group["lr"] * group["weight_decay"]))
+        torch._foreach_sub_(params, update)
+        xi = self.threshold * group["lr"] if self.threshold_times_lr else self.threshold
+        if xi > 0:
+            flat = THRESHOLDS[self.mode](torch.cat([p.reshape(-1) for p in params]), xi)
+            torch._foreach_copy_(params, [t.view_as(p) for t, p in zip(flat.split([p.numel() for p in params]),
+                                                                         params, strict=True)])
