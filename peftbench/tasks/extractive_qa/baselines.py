@@ -1,8 +1,8 @@
 """Trivial baselines on an evaluation set, scored with the same metrics: what a model must beat.
 
 ``python -m peftbench.tasks.extractive_qa.baselines squad ../shared/data/squad 400`` prints, for the first N
-questions of each evaluation and test split the runs use: the empty answer, the context's first word, its first sentence,
-and (the strongest) the context sentence sharing the most words with the question.
+questions of each evaluation and test split the runs use: the empty answer, the context's first word, its first
+sentence, and (the strongest) the context sentence sharing the most words with the question.
 """
 
 from __future__ import annotations
