@@ -168,6 +168,7 @@ class TrainerConfig:
     cpu: bool = False
     mixed_precision: str = "no"
     num_workers: int = 0
+    group_by_length: bool = True  # false: the papers' data order (uniform shuffle), padding and all
 
     def __post_init__(self) -> None:
         positive = ("epochs", "batch_size", "eval_batch_size", "gradient_accumulation_steps", "log_every")

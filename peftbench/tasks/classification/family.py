@@ -10,6 +10,7 @@ import torch
 from torch.utils.data import Dataset
 from transformers import DataCollatorWithPadding
 
+from peftbench.batching import in_dataset_order
 from peftbench.tasks.base import TaskFamily, TaskSplits
 from peftbench.tasks.classification import sources
 from peftbench.tasks.classification.metrics import compute_metrics
@@ -28,6 +29,9 @@ class TokenizedDataset(Dataset):
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    def lengths(self) -> list[int]:
+        return [len(ids) for ids in self.encodings["input_ids"]]
 
     def __getitem__(self, index: int) -> dict:
         item = {key: values[index] for key, values in self.encodings.items()}
@@ -76,7 +80,7 @@ class Classification(TaskFamily):
     @torch.no_grad()
     def predict(self, model: Any, loader: Any, accelerator: Any, method: Any, *,
                 final: bool = False) -> tuple[np.ndarray, np.ndarray]:
-        """Class ids (or regression scores) and labels, gathered from every process in dataset order."""
+        """Class ids (or regression scores) and labels, gathered from every process, in dataset order."""
         model.eval()
         predictions, labels = [], []
         for batch in loader:
@@ -88,7 +92,8 @@ class Classification(TaskFamily):
             predictions.append(scores.float().cpu())
             labels.append(targets.float().cpu())
         model.train()
-        return torch.cat(predictions).numpy(), torch.cat(labels).numpy()
+        return (np.array(in_dataset_order(loader.dataset, torch.cat(predictions).numpy())),
+                np.array(in_dataset_order(loader.dataset, torch.cat(labels).numpy())))
 
     def score(self, predictions: tuple[np.ndarray, np.ndarray], dataset: Any) -> dict[str, float]:
         scores, labels = predictions
