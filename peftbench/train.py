@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
-from peftbench import batching, checkpoint, methods, records, tasks
+from peftbench import batching, checkpoint, datacache, methods, records, tasks
 from peftbench.checkpoint import LoopState, Preempted, StopFlag
 from peftbench.config import RunConfig, validate
 from peftbench.loggers import build_loggers
@@ -48,6 +48,18 @@ class Parts:
 
 
 def build_data(run: RunConfig, family: TaskFamily, tokenizer: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Every split tokenized, read from the tokenized-data cache when an earlier run prepared the same data;
+    ``info["preparation"]`` says whether it did and how long preparing took."""
+    started = time.perf_counter()
+    (datasets, info), cache = datacache.cached(run.paths.cache_dir, lambda: datacache.cache_key(run, family, tokenizer),
+                                               lambda: tokenize(run, family, tokenizer))
+    for dataset in datasets.values():
+        if getattr(dataset, "tokenizer", False) is None:  # not pickled with the entry (a seq2seq set's)
+            dataset.tokenizer = tokenizer
+    return datasets, {**info, "preparation": {"cache": cache, "seconds": round(time.perf_counter() - started, 3)}}
+
+
+def tokenize(run: RunConfig, family: TaskFamily, tokenizer: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     splits = family.load(run.data_dir)
     cut_train, cut_eval = run.task.max_train_samples, run.task.max_eval_samples
     datasets = {"train": family.featurize(splits.train[:cut_train], tokenizer)}

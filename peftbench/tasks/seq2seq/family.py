@@ -58,6 +58,10 @@ class SummaryDataset(Dataset):
     def lengths(self) -> list[int]:
         return [len(ids) for ids in self.input_ids]
 
+    def __getstate__(self) -> dict[str, Any]:
+        # A cached copy leaves the tokenizer out; ``train.build_data`` attaches the run's own.
+        return {**self.__dict__, "tokenizer": None}
+
     def __getitem__(self, index: int) -> dict[str, list[int]]:
         return {"input_ids": self.input_ids[index], "attention_mask": self.attention_mask[index],
                 "labels": self.labels[index]}
