@@ -14,6 +14,8 @@ the folder only with jobs you trust, as with Hugging Face's own caches. ``paths.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import hashlib
 import inspect
 import json
@@ -21,7 +23,7 @@ import os
 import pickle
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +35,12 @@ def tokenizer_fingerprint(tokenizer: Any) -> str:
     """The tokenizer's behaviour: a fast tokenizer's full serialisation (vocabulary, normaliser, pre-tokeniser,
     post-processor), else its vocabulary; plus the settings the call sites depend on."""
     backend = getattr(tokenizer, "backend_tokenizer", None)
-    rules = backend.to_str() if backend is not None else json.dumps(sorted(tokenizer.get_vocab().items()))
+    if backend is not None:
+        # Calls with truncation or padding leave those settings in the serialisation: a used tokenizer is the same
+        serialised = {k: v for k, v in json.loads(backend.to_str()).items() if k not in ("truncation", "padding")}
+        rules = json.dumps(serialised, sort_keys=True)
+    else:
+        rules = json.dumps(sorted(tokenizer.get_vocab().items()))
     settings = {"class": type(tokenizer).__name__, "special": tokenizer.special_tokens_map,
                 "model_max_length": tokenizer.model_max_length, "padding_side": tokenizer.padding_side,
                 "truncation_side": tokenizer.truncation_side}
@@ -72,10 +79,23 @@ def entry_path(cache_dir: str, key: str) -> Path:
     return Path(cache_dir) / "tokenized" / f"{key}.pkl"
 
 
+@contextlib.contextmanager
+def collection_paused() -> Iterator[None]:
+    """Unpickling a million small lists triggers full garbage collections over the whole heap (torch and
+    transformers included): 0.5 s of a 0.02 s read. Nothing made here forms a cycle, so the collector can wait."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def read_entry(path: Path) -> Any | None:
     """The cached value, or None when there is none or it cannot be trusted (then it is rebuilt)."""
     try:
-        with path.open("rb") as handle:
+        with path.open("rb") as handle, collection_paused():
             payload = pickle.load(handle)
     except FileNotFoundError:
         return None
@@ -110,7 +130,8 @@ def cached(cache_dir: str | None, key: Callable[[], str], build: Callable[[], An
     ``"off"`` (no cache folder)."""
     if cache_dir is None:
         return build(), "off"
-    path = entry_path(cache_dir, key())
+    with collection_paused():  # the key parses the tokenizer's serialisation: many small objects, no cycles
+        path = entry_path(cache_dir, key())
     value = read_entry(path)
     if value is not None:
         return value, "hit"

@@ -105,3 +105,13 @@ def test_seq2seq_sets_get_the_runs_tokenizer_back(tmp_path) -> None:
     second = train(compose(tiny_overrides(tmp_path, *overrides, "experiment_name=again")))
     assert (first["data"]["preparation"]["cache"], second["data"]["preparation"]["cache"]) == ("miss", "hit")
     assert comparable(second) == comparable(first)
+
+
+def test_a_used_tokenizer_keeps_its_fingerprint(tmp_path) -> None:
+    from peftbench.config import validate
+    from peftbench.models import build_tokenizer
+
+    tokenizer = build_tokenizer(validate(compose(tiny_overrides(tmp_path))).model)
+    before = datacache.tokenizer_fingerprint(tokenizer)
+    tokenizer(["a sentence to cut"], truncation=True, max_length=3, padding="max_length")
+    assert datacache.tokenizer_fingerprint(tokenizer) == before

@@ -22,8 +22,9 @@ class TokenizedDataset(Dataset):
     def __init__(self, examples: list[sources.Example], tokenizer: Any, max_length: int, regression: bool) -> None:
         columns = list(zip(*(e.texts for e in examples), strict=True)) if examples else []
         pair = len(columns) == 2
-        self.encodings = tokenizer(list(columns[0]), list(columns[1]) if pair else None, truncation=True,
-                                   max_length=max_length)
+        # Plain lists: the per-row Encoding objects a fast tokenizer adds would make the cached copy slow to read
+        self.encodings = dict(tokenizer(list(columns[0]), list(columns[1]) if pair else None, truncation=True,
+                                        max_length=max_length))
         dtype = torch.float if regression else torch.long
         self.labels = torch.tensor([e.label for e in examples], dtype=dtype)
 
@@ -32,6 +33,14 @@ class TokenizedDataset(Dataset):
 
     def lengths(self) -> list[int]:
         return [len(ids) for ids in self.encodings["input_ids"]]
+
+    # The labels travel to the tokenized-data cache as a numpy array: the first tensor unpickled in a process
+    # costs about half a second (torch.load's machinery), more than reading the whole entry.
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "labels": self.labels.numpy()}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state, labels=torch.from_numpy(state["labels"]))
 
     def __getitem__(self, index: int) -> dict:
         item = {key: values[index] for key, values in self.encodings.items()}
