@@ -59,6 +59,7 @@ class LoopState:
     running_loss: list[float] = field(default_factory=list)
     examples_seen: int = 0  # training examples and non-padding tokens consumed, all processes together
     tokens_seen: int = 0
+    batch_tokens_seen: int = 0  # tokens of the padded training batches (padding included)
     rng: dict[str, Any] | None = None  # set on resume; restored once the epoch's data iterator exists
 
 

@@ -168,6 +168,7 @@ class TrainerConfig:
     cpu: bool = False
     mixed_precision: str = "no"
     num_workers: int = 0
+    group_by_length: bool = True  # false: the papers' data order (uniform shuffle), padding and all
 
     def __post_init__(self) -> None:
         positive = ("epochs", "batch_size", "eval_batch_size", "gradient_accumulation_steps", "log_every")
@@ -224,14 +225,17 @@ class PathsConfig:
     results_dir: str = "results"
     log_dir: str = "logs"
     report_dir: str = "reports"
+    cache_dir: str | None = None  # tokenized datasets (peftbench/datacache.py); null = no cache
 
     def __post_init__(self) -> None:
         """Each folder is a folder or can become one: not a file, nor under a file (whether a run may write there
         is checked by ``peftbench.run.preflight``: ``plan`` and ``report`` write nothing)."""
         from pathlib import Path
 
-        for key in ("root_dir", "results_dir", "log_dir", "report_dir"):
+        for key in ("root_dir", "results_dir", "log_dir", "report_dir", "cache_dir"):
             value = getattr(self, key)
+            if value is None and key == "cache_dir":
+                continue
             if not value.strip():
                 raise ValueError(f"paths.{key}: '' is empty; give a folder")
             path = Path(value)

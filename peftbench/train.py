@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
-from peftbench import checkpoint, methods, records, tasks
+from peftbench import batching, checkpoint, datacache, methods, records, tasks
 from peftbench.checkpoint import LoopState, Preempted, StopFlag
 from peftbench.config import RunConfig, validate
 from peftbench.loggers import build_loggers
@@ -44,9 +44,22 @@ class Parts:
     data_info: dict[str, Any]
     parameters: dict[str, int]
     steps_per_epoch: int
+    padding: dict[str, Any]  # training padding of one epoch, with and without length grouping (from lengths)
 
 
 def build_data(run: RunConfig, family: TaskFamily, tokenizer: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Every split tokenized, read from the tokenized-data cache when an earlier run prepared the same data;
+    ``info["preparation"]`` says whether it did and how long preparing took."""
+    started = time.perf_counter()
+    (datasets, info), cache = datacache.cached(run.paths.cache_dir, lambda: datacache.cache_key(run, family, tokenizer),
+                                               lambda: tokenize(run, family, tokenizer))
+    for dataset in datasets.values():
+        if getattr(dataset, "tokenizer", False) is None:  # not pickled with the entry (a seq2seq set's)
+            dataset.tokenizer = tokenizer
+    return datasets, {**info, "preparation": {"cache": cache, "seconds": round(time.perf_counter() - started, 3)}}
+
+
+def tokenize(run: RunConfig, family: TaskFamily, tokenizer: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     splits = family.load(run.data_dir)
     cut_train, cut_eval = run.task.max_train_samples, run.task.max_eval_samples
     datasets = {"train": family.featurize(splits.train[:cut_train], tokenizer)}
@@ -81,12 +94,15 @@ def setup(run: RunConfig, accelerator: Accelerator, extra_sets: Any = None) -> P
     model = method.apply(model)
     parameters = methods.count_parameters(model, spec)
     collate = family.collator(tokenizer)
-    train_loader = DataLoader(datasets["train"], batch_size=run.trainer.batch_size // accelerator.num_processes,
-                              shuffle=True, collate_fn=collate, num_workers=run.trainer.num_workers)
+    train_loader, padding = batching.train_loader(
+        datasets["train"], run.trainer.batch_size // accelerator.num_processes, collate, seed=run.seed,
+        group_by_length=run.trainer.group_by_length, processes=accelerator.num_processes,
+        num_workers=run.trainer.num_workers)
     extra = extra_sets(datasets) if extra_sets else {}
     held_out = {**{n: datasets[n] for n in [*info["eval_sets"], *info["test_sets"]]}, **extra}
     batch = run.trainer.eval_batch_size
-    loaders = {name: DataLoader(data, batch_size=batch, collate_fn=collate) for name, data in held_out.items()}
+    loaders = {name: DataLoader(batching.sorted_for_evaluation(data, family.evaluation_order(data)),
+                                batch_size=batch, collate_fn=collate) for name, data in held_out.items()}
     optimizers = build_optimizers(run, model, method)
     model, train_loader, *rest = accelerator.prepare(model, train_loader, *loaders.values(), *optimizers)
     loaders = dict(zip(loaders, rest[:len(loaders)], strict=True))
@@ -94,7 +110,7 @@ def setup(run: RunConfig, accelerator: Accelerator, extra_sets: Any = None) -> P
                  eval_loaders={n: loaders[n] for n in info["eval_sets"]},
                  test_loaders={n: loaders[n] for n in info["test_sets"]},
                  extra_loaders={n: loaders[n] for n in extra}, optimizers=rest[len(loaders):],
-                 data_info=info, parameters=parameters,
+                 data_info=info, parameters=parameters, padding=padding,
                  steps_per_epoch=math.ceil(len(train_loader) / run.trainer.gradient_accumulation_steps))
 
 
@@ -207,23 +223,25 @@ def read_losses(accelerator: Accelerator, loss: torch.Tensor, task_loss: torch.T
 
 
 class Seen:
-    """Examples and non-padding tokens trained on, summed over processes. Counted on the device and read only at
-    checkpoints and at the end, so the loop adds no synchronisation per step."""
+    """Examples, non-padding tokens and padded batch tokens trained on, summed over processes. Counted on the
+    device and read only at checkpoints and at the end, so the loop adds no synchronisation per step."""
 
     def __init__(self, accelerator: Accelerator) -> None:
         self.accelerator = accelerator
-        self.counts = torch.zeros(2, dtype=torch.long, device=accelerator.device)
+        self.counts = torch.zeros(3, dtype=torch.long, device=accelerator.device)
 
     def add(self, batch: dict[str, Any]) -> None:
         mask = batch.get("attention_mask")
         tokens = mask.sum() if mask is not None else batch["input_ids"].numel()
         self.counts[0] += len(batch["input_ids"])
         self.counts[1] += tokens
+        self.counts[2] += batch["input_ids"].numel()
 
     def flush(self, state: LoopState) -> None:
-        examples, tokens = self.accelerator.reduce(self.counts, "sum").tolist()
+        examples, tokens, batch_tokens = self.accelerator.reduce(self.counts, "sum").tolist()
         state.examples_seen += int(examples)
         state.tokens_seen += int(tokens)
+        state.batch_tokens_seen += int(batch_tokens)
         self.counts.zero_()
 
 
@@ -300,7 +318,7 @@ def run_training(run: RunConfig, accelerator: Accelerator, run_dir: Path, record
     record["method_records"] = parts.method.on_train_end(unwrapped)
     record["parameters"]["effective"] = parts.method.effective_parameters(unwrapped)
     record.update(status="completed", history=state.history, total_steps=total_steps,
-                  metrics=summarize(state.history, parts.family, test), cost=cost(accelerator, state),
+                  metrics=summarize(state.history, parts.family, test), cost=cost(accelerator, state, parts.padding),
                   finished_at=records.now(), wall_time_s=round(elapsed + time.time() - started, 2),
                   peak_memory_mb=records.peak_memory_mb())
     log.finish()
@@ -310,9 +328,12 @@ def run_training(run: RunConfig, accelerator: Accelerator, run_dir: Path, record
     return record
 
 
-def cost(accelerator: Accelerator, state: LoopState) -> dict[str, Any]:
-    """What the run consumed, for throughput tables: optimizer steps, examples and non-padding tokens trained on."""
+def cost(accelerator: Accelerator, state: LoopState, padding: dict[str, Any]) -> dict[str, Any]:
+    """What the run consumed, for throughput tables: optimizer steps, examples and non-padding tokens trained on,
+    and the padding of its training batches as measured beside what one epoch would have without grouping."""
     device = accelerator.device
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else device.type
+    measured = 1 - state.tokens_seen / state.batch_tokens_seen if state.batch_tokens_seen else 0.0
     return {"device": name, "world_size": accelerator.num_processes, "optimizer_steps": state.step,
-            "examples_seen": state.examples_seen, "tokens_seen": state.tokens_seen}
+            "examples_seen": state.examples_seen, "tokens_seen": state.tokens_seen,
+            "batch_tokens_seen": state.batch_tokens_seen, "padding_fraction": round(measured, 6), **padding}

@@ -39,4 +39,7 @@ def test_two_processes_match_one_process(tmp_path) -> None:
     # the runs differ only by float summation order.
     assert losses_two == pytest.approx(losses_one, abs=1e-4)
     assert two["metrics"]["final"]["accuracy"] == pytest.approx(one["metrics"]["final"]["accuracy"], abs=1 / 64)
+    # Length groups are whole global batches, each rank taking its slice: the same examples and real tokens
+    assert two["cost"]["group_by_length"] and two["cost"]["tokens_seen"] == one["cost"]["tokens_seen"]
+    assert two["cost"]["examples_seen"] == one["cost"]["examples_seen"]
     print("max |loss difference| 1 vs 2 processes:", max(abs(a - b) for a, b in zip(losses_one, losses_two)))

@@ -74,3 +74,18 @@ def test_record_has_what_a_reader_needs(run_tiny, tmp_path) -> None:
     on_disk = next((tmp_path / "results" / "test").rglob("run.json"))
     assert json.loads(on_disk.read_text())["status"] == "completed"
     assert (on_disk.parent / "metrics.jsonl").read_text().count("\n") >= 6
+
+
+def test_record_reports_training_padding_with_and_without_grouping(tmp_path) -> None:
+    """48 Rotten Tomatoes reviews of 8 to 64 tokens, in 6 batches of 8: grouping must pad less than the uniform
+    shuffle, and the measured fraction of a whole epoch is the one computed from the lengths."""
+    grouped = train(compose(tiny_overrides(tmp_path, "task.max_length=64")))["cost"]
+    assert grouped["group_by_length"] is True and grouped["examples_seen"] == 48
+    assert grouped["padding_fraction"] == pytest.approx(grouped["padding_fraction_grouped"], abs=1e-6)
+    assert grouped["padding_fraction"] < grouped["padding_fraction_ungrouped"]
+    assert grouped["tokens_seen"] == round(grouped["batch_tokens_seen"] * (1 - grouped["padding_fraction"]))
+    shuffled = train(compose(tiny_overrides(tmp_path, "task.max_length=64", "trainer.group_by_length=false")))["cost"]
+    assert shuffled["group_by_length"] is False and "padding_fraction_grouped" not in shuffled
+    assert shuffled["padding_fraction_ungrouped"] == grouped["padding_fraction_ungrouped"]
+    assert shuffled["padding_fraction"] > grouped["padding_fraction"]
+    assert shuffled["tokens_seen"] == grouped["tokens_seen"]  # the same examples, one epoch

@@ -8,7 +8,8 @@ answer is scored. The loop and the recipes call, for any task::
     family.train_size(data_dir)                  # before weights load: examples per epoch (None: unknown)
     splits = family.load(data_dir)               # examples: train, eval sets (choose the best step), test sets
     dataset = family.featurize(examples, tokenizer)   # one example may become several features
-    loader = DataLoader(dataset, collate_fn=family.collator(tokenizer))
+    order = family.evaluation_order(dataset)      # longest first; predict puts predictions back in order
+    loader = DataLoader(LengthSorted(dataset, order), collate_fn=family.collator(tokenizer))
     model_class = family.model_class             # transformers AutoModelFor... name
     predictions = family.predict(model, loader, accelerator, method)  # gathered over N processes
     metrics = family.score(predictions, dataset) # per-example results aggregated to corpus metrics
@@ -75,6 +76,14 @@ class TaskFamily(ABC):
     @abstractmethod
     def collator(self, tokenizer: Any) -> Any:
         """Batches features (dynamic padding)."""
+
+    def evaluation_order(self, dataset: Any) -> list[int]:
+        """The order in which a held-out set is evaluated: longest input first, so that batches pad little.
+        ``predict`` receives the set wrapped in :class:`peftbench.batching.LengthSorted` and returns its
+        predictions in dataset order (:func:`peftbench.batching.in_dataset_order`)."""
+        from peftbench.batching import length_order, lengths_of
+
+        return length_order(lengths_of(dataset))
 
     @abstractmethod
     def predict(self, model: Any, loader: Any, accelerator: Any, method: Any, *, final: bool = False) -> Any:

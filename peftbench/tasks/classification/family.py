@@ -10,6 +10,7 @@ import torch
 from torch.utils.data import Dataset
 from transformers import DataCollatorWithPadding
 
+from peftbench.batching import in_dataset_order
 from peftbench.tasks.base import TaskFamily, TaskSplits
 from peftbench.tasks.classification import sources
 from peftbench.tasks.classification.metrics import compute_metrics
@@ -21,13 +22,25 @@ class TokenizedDataset(Dataset):
     def __init__(self, examples: list[sources.Example], tokenizer: Any, max_length: int, regression: bool) -> None:
         columns = list(zip(*(e.texts for e in examples), strict=True)) if examples else []
         pair = len(columns) == 2
-        self.encodings = tokenizer(list(columns[0]), list(columns[1]) if pair else None, truncation=True,
-                                   max_length=max_length)
+        # Plain lists: the per-row Encoding objects a fast tokenizer adds would make the cached copy slow to read
+        self.encodings = dict(tokenizer(list(columns[0]), list(columns[1]) if pair else None, truncation=True,
+                                        max_length=max_length))
         dtype = torch.float if regression else torch.long
         self.labels = torch.tensor([e.label for e in examples], dtype=dtype)
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    def lengths(self) -> list[int]:
+        return [len(ids) for ids in self.encodings["input_ids"]]
+
+    # The labels travel to the tokenized-data cache as a numpy array: the first tensor unpickled in a process
+    # costs about half a second (torch.load's machinery), more than reading the whole entry.
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "labels": self.labels.numpy()}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state, labels=torch.from_numpy(state["labels"]))
 
     def __getitem__(self, index: int) -> dict:
         item = {key: values[index] for key, values in self.encodings.items()}
@@ -76,7 +89,7 @@ class Classification(TaskFamily):
     @torch.no_grad()
     def predict(self, model: Any, loader: Any, accelerator: Any, method: Any, *,
                 final: bool = False) -> tuple[np.ndarray, np.ndarray]:
-        """Class ids (or regression scores) and labels, gathered from every process in dataset order."""
+        """Class ids (or regression scores) and labels, gathered from every process, in dataset order."""
         model.eval()
         predictions, labels = [], []
         for batch in loader:
@@ -88,7 +101,8 @@ class Classification(TaskFamily):
             predictions.append(scores.float().cpu())
             labels.append(targets.float().cpu())
         model.train()
-        return torch.cat(predictions).numpy(), torch.cat(labels).numpy()
+        return (np.array(in_dataset_order(loader.dataset, torch.cat(predictions).numpy())),
+                np.array(in_dataset_order(loader.dataset, torch.cat(labels).numpy())))
 
     def score(self, predictions: tuple[np.ndarray, np.ndarray], dataset: Any) -> dict[str, float]:
         scores, labels = predictions

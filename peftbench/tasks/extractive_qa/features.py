@@ -49,6 +49,9 @@ class QAFeatures(Dataset):
     def length(self, index: int) -> int:
         return len(self.inputs["input_ids"][index])
 
+    def lengths(self) -> list[int]:
+        return [len(ids) for ids in self.inputs["input_ids"]]
+
     @contextlib.contextmanager
     def with_feature_ids(self) -> Iterator[None]:
         self.return_ids = True

@@ -15,6 +15,7 @@ import torch
 from torch.utils.data import Dataset
 from transformers import DataCollatorForSeq2Seq
 
+from peftbench.batching import base_dataset, in_dataset_order, length_order, lengths_of
 from peftbench.tasks.base import TaskFamily, TaskSplits
 from peftbench.tasks.seq2seq import sources
 from peftbench.tasks.seq2seq.rouge import ROUGE_TYPES, rouge
@@ -53,6 +54,13 @@ class SummaryDataset(Dataset):
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    def lengths(self) -> list[int]:
+        return [len(ids) for ids in self.input_ids]
+
+    def __getstate__(self) -> dict[str, Any]:
+        # A cached copy leaves the tokenizer out; ``train.build_data`` attaches the run's own.
+        return {**self.__dict__, "tokenizer": None}
 
     def __getitem__(self, index: int) -> dict[str, list[int]]:
         return {"input_ids": self.input_ids[index], "attention_mask": self.attention_mask[index],
@@ -116,6 +124,14 @@ class Seq2Seq(TaskFamily):
     def featurize(self, examples: list[sources.Example], tokenizer: Any) -> SummaryDataset:
         return SummaryDataset(examples, tokenizer, self.options)
 
+    def evaluation_order(self, dataset: Any) -> list[int]:
+        """Longest source first within the examples generated at non-final evaluations and within the rest, so
+        that the first ``eval_generate_examples`` positions are still the set's first examples."""
+        lengths = lengths_of(dataset)
+        limit = self.options["eval_generate_examples"]
+        split = len(lengths) if limit is None else min(limit, len(lengths))
+        return length_order(lengths, 0, split) + length_order(lengths, split)
+
     def collator(self, tokenizer: Any) -> DataCollatorForSeq2Seq:
         # Without a model the collator pads labels with -100 and the model shifts them into decoder inputs.
         return DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=LABEL_PAD)
@@ -134,7 +150,7 @@ class Seq2Seq(TaskFamily):
         """Token-level loss over the whole set; generated summaries of the first ``eval_generate_examples``
         examples (all when ``final``), decoded, in dataset order, gathered from every process."""
         dataset = loader.dataset
-        tokenizer = dataset.tokenizer
+        tokenizer = base_dataset(dataset).tokenizer
         limit = self.options["eval_generate_examples"]
         limit = len(dataset) if final or limit is None else min(limit, len(dataset))
         # Process p's k-th batch is global batch k * P + p: generate in whole rounds of P batches until `limit`.
@@ -164,6 +180,7 @@ class Seq2Seq(TaskFamily):
                 generated.extend(accelerator.gather_for_metrics(output).cpu().tolist())
         model.train()
         texts = [text.strip() for text in tokenizer.batch_decode(generated[:limit], skip_special_tokens=True)]
+        texts = in_dataset_order(dataset, texts)
         return {"nll": torch.cat(nll).sum().item(), "tokens": int(torch.cat(tokens).sum().item()),
                 "examples": int(sum(len(t) for t in tokens)), "summaries": texts}
 
@@ -172,7 +189,7 @@ class Seq2Seq(TaskFamily):
         summaries = predictions["summaries"]
         wanted = [m for m in self.task.metrics if m in ROUGE_TYPES]
         if summaries and wanted:
-            metrics.update(rouge(summaries, dataset.references[:len(summaries)], types=wanted))
+            metrics.update(rouge(summaries, base_dataset(dataset).references[:len(summaries)], types=wanted))
         return {name: metrics[name] for name in self.task.metrics if name in metrics}
 
 
