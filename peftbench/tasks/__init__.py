@@ -13,6 +13,7 @@ import pkgutil
 from typing import Any
 
 _FAMILIES: dict[str, type] = {}
+_DISCOVERED = False
 
 
 def register(name: str, family: type) -> None:
@@ -24,14 +25,19 @@ def register(name: str, family: type) -> None:
 
 
 def _discover() -> None:
+    """Import every family package once. Keyed on a flag, not on an empty registry: a family module imported
+    directly (a test, a baseline script) registers itself and must not hide the others."""
+    global _DISCOVERED
+    if _DISCOVERED:
+        return
     for module in pkgutil.iter_modules(__path__):
         if module.ispkg:
             importlib.import_module(f"{__name__}.{module.name}")
+    _DISCOVERED = True
 
 
 def available() -> list[str]:
-    if not _FAMILIES:
-        _discover()
+    _discover()
     return sorted(_FAMILIES)
 
 
