@@ -2,6 +2,11 @@
 
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/method_overhead.py            # MiniLM, batch 32, rank 12
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/method_overhead.py --profile  # + where each method's time goes
+    HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/method_overhead.py --all      # + every other registered method
+
+``--all`` adds every other registered method with its own defaults at the default budget (r8 in the papers'
+budget groups: Houlsby d=32, Pfeiffer d=64, 20 virtual tokens for the prompt methods; QLoRA on the NF4 backbone),
+timed in the same interleaved repeats, so each line is a ratio to LoRA measured in one run.
 
 Equal initial rank on the same model and batches: LoRA r=12, AdaLoRA init_rank=12 -> target_rank=8, SoRA r=12
 (defaults of conf/method otherwise: AdaLoRA's orthogonal regulariser γ=0.1, SoRA's L1 term and proximal gate
@@ -31,18 +36,29 @@ from common import (
     summary,
 )
 
+from peftbench.config import ConfigError
+
 TAIL = 2  # untimed steps after the window: AdaLoRA's final phase (t_f=1) and the step fit evaluates at
 ADALORA = ["method=adalora", "method.t_i=1", "method.t_f=1"]
 
 
-def variants(rank: int, target: int) -> dict[str, list[str]]:
+def variants(rank: int, target: int, every_method: bool = False) -> dict[str, list[str]]:
     adalora = [*ADALORA, f"method.init_rank={rank}", f"method.target_rank={target}"]
-    return {
+    chosen = {
         "lora": ["method=lora", f"method.r={rank}"],
         "adalora dT=1": [*adalora, "method.delta_t=1"],
         "adalora dT=100": [*adalora, "method.delta_t=100"],
         "sora": ["method=sora", f"method.r={rank}"],
     }
+    if every_method:
+        from peftbench import methods
+
+        for name in methods.available():
+            if name in ("lora", "adalora", "sora"):
+                continue
+            precision = methods.get(name).method.quantization  # QLoRA declares the backbone it trains on
+            chosen[name] = [f"method={name}", *([f"model.quantization={precision}"] if precision else [])]
+    return chosen
 
 
 def profile(harness: Harness, warmup: int, steps: int, lines: int) -> None:
@@ -74,15 +90,21 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="after timing, cProfile one fit per method")
     parser.add_argument("--ops", action="store_true",
                         help="after timing, count aten operators and host syncs per fit step of each method")
+    parser.add_argument("--all", action="store_true", help="also time every other registered method")
     parser.add_argument("--only", nargs="*", default=None, help="variants to run (lora is always included)")
     args = parser.parse_args()
     check_args(args)
     configure_threads(args.threads)
     length = args.warmup + args.steps + TAIL
-    chosen = {name: method for name, method in variants(args.rank, args.target_rank).items()
+    chosen = {name: method for name, method in variants(args.rank, args.target_rank, args.all).items()
               if args.only is None or name == "lora" or name in args.only}
     total = (args.repeats + 1) * length  # the discarded first repeat included
-    harnesses = {name: Harness(run_config(args, total, *method)) for name, method in chosen.items()}
+    harnesses = {}
+    for name, method in chosen.items():
+        try:
+            harnesses[name] = Harness(run_config(args, total, *method))
+        except ConfigError as error:  # e.g. QLoRA on a random-init model: nothing to quantise
+            print(f"  {name:<16} not timed: {error}")
     print(f"model {args.model}, batch {args.batch_size}, max_length {args.max_length}, initial rank {args.rank}, "
           f"{args.steps} timed steps after {args.warmup} warm-up (+{TAIL} untimed), {args.repeats} repeats")
     for name, harness in harnesses.items():

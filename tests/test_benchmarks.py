@@ -38,6 +38,18 @@ def test_method_overhead_prints_ratios():
     assert "peftbench/methods/sora/" in out  # the profile names the method's own functions
 
 
+def test_method_overhead_all_times_every_registered_method():
+    from peftbench import methods
+
+    out = run_script("method_overhead.py", "--all")
+    for name in methods.available():
+        if name in ("lora", "adalora"):
+            continue
+        timed = re.search(rf"^ratio {name}/lora: " + RATIO, out, re.M)
+        untimed = re.search(rf"^  {name} +not timed: ", out, re.M)  # QLoRA: tiny_bert has no weights to quantise
+        assert timed or (name == "qlora" and untimed), out
+
+
 def test_whole_run_quick_prints_every_contender():
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "whole_run.py"), "--quick", "--repeats", "1",
