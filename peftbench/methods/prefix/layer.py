@@ -29,8 +29,8 @@ self-attention only. So the prefix is attached in the attention itself:
   only, with zero relative bias (as P-tuning v2's DeBERTa code and adapter-hub do).
 
 Parameterisations of the prefix values (a tensor (2, l, h) per site: keys, then values):
-- direct (:class:`PrefixSite`, P-tuning v2): the values are the trainable parameters, N(0, 1) initialised like
-  P-tuning v2's ``nn.Embedding``.
+- direct (:class:`PrefixSite`, P-tuning v2): the values are the trainable parameters, N(0, σ²) initialised
+  (σ = 1: P-tuning v2's ``nn.Embedding``; ``init_std`` sets σ).
 - reparameterised (:class:`ReparamPrefixSite` reading a shared :class:`PrefixEncoder`, Li & Liang 2021, Sec. 4.3):
   [P^1 ; ... ; P^S] = W_2 tanh(W_1 E + b_1) + b_2 with E ∈ R^{l×h} (an ``nn.Embedding(l, h)``), W_1 ∈ R^{m×h},
   W_2 ∈ R^{2·h·S×m}; site s reads rows [2hs, 2h(s+1)) of W_2, so each site costs one slice of the last matmul. After
@@ -86,11 +86,11 @@ class PrefixSite(_Site):
 
     adapter_names = ("kv",)
 
-    def __init__(self, length: int, heads: int, head_size: int, dropout: float = 0.0, *,
+    def __init__(self, length: int, heads: int, head_size: int, dropout: float = 0.0, *, init_std: float = 1.0,
                  device: Any = None, dtype: Any = None, values: torch.Tensor | None = None) -> None:
         super().__init__(length, heads, head_size, dropout)
-        if values is None:
-            values = torch.randn(2, length, heads * head_size, device=device, dtype=dtype)  # nn.Embedding's N(0, 1)
+        if values is None:  # init_std 1: nn.Embedding's N(0, 1), as P-tuning v2's code
+            values = init_std * torch.randn(2, length, heads * head_size, device=device, dtype=dtype)
         self.kv = nn.Parameter(values)
 
     def values(self) -> torch.Tensor:
@@ -266,8 +266,9 @@ def enable_prefix_attention(model: nn.Module, sites: dict[str, nn.Module]) -> No
 
 
 def attach_prefixes(model: nn.Module, spec: Any, length: int, *, reparameterize: bool, width: int,
-                    dropout: float) -> dict[str, _Site]:
-    """Give every attention site of ``model`` a prefix of ``length``; return the sites by module name."""
+                    dropout: float, init_std: float = 1.0) -> dict[str, _Site]:
+    """Give every attention site of ``model`` a prefix of ``length``; return the sites by module name.
+    ``init_std``: standard deviation of direct prefix values (unused with the reparameterisation)."""
     names = attention_sites(model, spec)
     modules = {n: model.get_submodule(n) for n in names}
     shapes = {n: head_shape(m) for n, m in modules.items()}
@@ -285,7 +286,7 @@ def attach_prefixes(model: nn.Module, spec: Any, length: int, *, reparameterize:
             sites[name] = ReparamPrefixSite(encoder, index, *shapes[name], dropout=dropout)
     else:
         for name in names:
-            sites[name] = PrefixSite(length, *shapes[name], dropout, device=device, dtype=dtype)
+            sites[name] = PrefixSite(length, *shapes[name], dropout, init_std=init_std, device=device, dtype=dtype)
     for name, site in sites.items():
         modules[name].prefix = site
     enable_prefix_attention(model, modules)

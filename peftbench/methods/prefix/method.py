@@ -59,7 +59,8 @@ class PrefixMethod(Method):
         c = self.config
         attach_prefixes(model, self.spec, c.num_virtual_tokens,
                         reparameterize=getattr(c, "reparameterize", self.reparameterize_prefix),
-                        width=getattr(c, "encoder_width", 0), dropout=c.dropout)
+                        width=getattr(c, "encoder_width", 0), dropout=c.dropout,
+                        init_std=getattr(c, "init_std", 1.0))
 
     def apply(self, model: nn.Module) -> nn.Module:
         self.attach(model)

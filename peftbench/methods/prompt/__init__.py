@@ -14,7 +14,10 @@ Choices and deviations (each configurable in ``config.py``):
 - Init: ``vocab`` (their "sampled vocab"; the best init is "class label", which needs verbalised label words: our
   classification heads predict through a classifier, not through label words, so that init only exists as
   ``init=ids`` with user-given ids). We sample from the whole vocabulary minus special tokens, not from the
-  5,000 most frequent tokens (no token frequencies without the tokenizer).
+  5,000 most frequent tokens (no token frequencies without the tokenizer). On small encoders whose head reads
+  [CLS] this default misleads: 20 distinct words take over half of MiniLM's [CLS] attention and leave [CLS]
+  nearly input-independent (chance on the short learning check); a few label words cycled to length l do not
+  (``conf/method_hparams/quick/prompt_rotten_tomatoes.yaml``, README "Does every method learn?").
 - Output: the paper is text-to-text on T5 (labels are generated words); here the task head of each family reads
   the prompted encoder (classification / QA heads train as with every method).
 - Optimiser: the paper uses Adafactor with lr 0.3 for 30,000 steps; here AdamW through the shared loop, with the
