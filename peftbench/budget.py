@@ -10,9 +10,10 @@ A budget (``conf/budget/*.yaml``, :class:`peftbench.config.BudgetConfig`) is a p
   method's declared ``budget_binds``. A knob the group sets is checked against the cap; an unset one takes the
   largest value whose count fits (exponential, then binary search: counts grow with the knob).
 
-Only the capabilities declared on :class:`peftbench.methods.base.Method` are read here (``knob``, ``knob_kind``,
-``budget_binds``, ``with_knob``); no method is named. Counting goes through :func:`count_on_meta` alone, which
-builds the backbone on the meta device (no weights); it is the one place to re-point when model building moves.
+Only the capabilities a method declares in its registration are read here (``knob``, ``knob_kind``,
+``budget_binds``: :class:`peftbench.methods.Capabilities`, torch-free); no method is named. Counting goes through
+:func:`count_on_meta` alone, which builds the backbone on the meta device (no weights); it is the one place to
+re-point when model building moves.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from peftbench import methods, tasks
-from peftbench.methods.base import Method
+from peftbench.methods import MethodEntry
 
 MAX_KNOB = 1 << 16  # the search stops here if the count never reaches the cap
 
@@ -34,18 +35,18 @@ class BudgetError(ValueError):
 # --- the group: knob values -----------------------------------------------------------------------------
 
 
-def knob_setting(method: type[Method], budget: Any) -> tuple[int | None, str]:
+def knob_setting(method: MethodEntry, budget: Any) -> tuple[int | None, str]:
     """The knob value the budget gives ``method`` and where it comes from (``knobs``, ``rank``), or (None, "")."""
-    if method.knob is None:
+    if method.capabilities.knob is None:
         return None, ""
     if method.name in budget.knobs:
         return int(budget.knobs[method.name]), "knobs"
-    if budget.rank is not None and method.knob_kind == "rank":
+    if budget.rank is not None and method.capabilities.knob_kind == "rank":
         return int(budget.rank), "rank"
     return None, ""
 
 
-def with_budget_knob(method: type[Method], config: Any, budget: Any) -> Any:
+def with_budget_knob(method: MethodEntry, config: Any, budget: Any) -> Any:
     """``config`` with the knob the budget sets (unchanged when it sets none); called by ``config.validate``."""
     value, source = knob_setting(method, budget)
     if value is None:
@@ -54,7 +55,7 @@ def with_budget_knob(method: type[Method], config: Any, budget: Any) -> Any:
         return method.with_knob(config, value)
     except ValueError as error:
         where = f"budget.knobs.{method.name}" if source == "knobs" else "budget.rank"
-        raise BudgetError(f"{where}={value} ({budget.name}) sets {method.name}.{method.knob}: "
+        raise BudgetError(f"{where}={value} ({budget.name}) sets {method.name}.{method.capabilities.knob}: "
                           f"{str(error).splitlines()[0]}") from None
 
 
@@ -70,7 +71,8 @@ def count_on_meta(run: Any, method_config: Any | None = None) -> dict[str, Any]:
     None if the method plans none; ``decided_by_training``: True when None means training decides (the method
     removes parameters after training but cannot say how many beforehand).
     """
-    from peftbench.models import build_model, model_spec  # heavy (transformers): only when counting
+    from peftbench.methods.base import Method  # heavy (torch, transformers): only when counting
+    from peftbench.models import build_model, model_spec
 
     family = tasks.family_for(run.task)
     spec = model_spec(run.model, family.name)
@@ -92,8 +94,8 @@ def bound_count(counts: dict[str, Any], binds: str) -> int:
     return int(counts["adapter"])
 
 
-def binds_for(method: type[Method], budget: Any) -> str:
-    return budget.binds or method.budget_binds
+def binds_for(method: MethodEntry, budget: Any) -> str:
+    return budget.binds or method.capabilities.budget_binds
 
 
 def cap_of(budget: Any, backbone: int) -> int | None:
@@ -163,29 +165,30 @@ class Fit:
 
 def fit(run: Any) -> Fit:
     """Apply ``run.budget`` to ``run.method`` (whose knob ``validate`` already set from the group, if any)."""
-    method = methods.get(run.method_name).method
+    method = methods.get(run.method_name)
+    knob = method.capabilities.knob
     budget = run.budget
     binds = binds_for(method, budget)
     value, source = knob_setting(method, budget)
-    if method.knob is not None and value is None:
-        value, source = getattr(run.method, method.knob), "default"
+    if knob is not None and value is None:
+        value, source = getattr(run.method, knob), "default"
     if not has_cap(budget) or source != "default":
         counts = count_on_meta(run, run.method)
         cap = cap_of(budget, counts["backbone"])
         if cap is not None and bound_count(counts, binds) > cap:
-            setting = f" at {method.knob}={value} (from budget.{source})" if source in ("knobs", "rank") else ""
+            setting = f" at {knob}={value} (from budget.{source})" if source in ("knobs", "rank") else ""
             hint = ("lower the budget's value or leave the knob unset to search under the cap" if setting
                     else "no setting of this method meets it")
             raise BudgetError(f"budget {budget.name}: {run.method_name} has {bound_count(counts, binds):,} {binds} "
                               f"parameters{setting} on {run.model.name}, over the cap of {describe_cap(budget, cap)}; "
                               f"{hint}")
-        return Fit(run.method, method.knob, value, source, binds, cap, counts)
+        return Fit(run.method, knob, value, source, binds, cap, counts)
     return _search(run, method, binds)
 
 
-def _search(run: Any, method: type[Method], binds: str) -> Fit:
+def _search(run: Any, method: MethodEntry, binds: str) -> Fit:
     """The largest knob value whose bound count fits the cap; a value ``with_knob`` rejects does not fit."""
-    budget = run.budget
+    budget, knob = run.budget, method.capabilities.knob
     tried: dict[int, tuple[Any, dict[str, Any]] | str] = {}
     caps: list[int] = []
 
@@ -215,13 +218,13 @@ def _search(run: Any, method: type[Method], binds: str) -> Fit:
     if best is None:
         first = tried[1]
         if isinstance(first, str):
-            raise BudgetError(f"budget {budget.name}: {run.method_name}.{method.knob}=1 is invalid ({first}); "
+            raise BudgetError(f"budget {budget.name}: {run.method_name}.{knob}=1 is invalid ({first}); "
                               "no value fits the cap")
         raise BudgetError(f"budget {budget.name}: {run.method_name} needs {bound_count(first[1], binds):,} {binds} "
-                          f"parameters at the smallest {method.knob}=1 on {run.model.name}, over the cap of "
+                          f"parameters at the smallest {knob}=1 on {run.model.name}, over the cap of "
                           f"{describe_cap(budget, caps[0])}; raise the cap or adapt fewer matrices")
     config, counts = tried[best]
-    return Fit(config, method.knob, best, "cap", binds, caps[0], counts)
+    return Fit(config, knob, best, "cap", binds, caps[0], counts)
 
 
 def fit_budget(run: Any) -> Any:

@@ -226,8 +226,7 @@ def check_jobs(overrides: list[str], path_override: str) -> int:
 
     jobs = expand_jobs(overrides, path_override)  # a bad fixed override fails here, before torch is imported
     from peftbench.budget import BudgetError
-    from peftbench.config import ConfigError, validate  # imports the method registry, hence torch (seconds)
-    from peftbench.run import preflight
+    from peftbench.config import ConfigError, validate  # torch-free: method classes load on first use
     from peftbench.tasks.base import DataError
 
     folders = [CONFIG_DIR, ROOT, *(Path(p.removeprefix("file://")) for p in
@@ -250,7 +249,10 @@ def check_jobs(overrides: list[str], path_override: str) -> int:
                 cfg = copy.deepcopy(base)
                 values = [o for o in job if not is_group_override(o, folders)]
                 ConfigLoaderImpl._apply_overrides_to_config(parser.parse_overrides(values), cfg)
-                preflight(validate(cfg))  # data sources, the budget and the schedule against the run's steps
+                run = validate(cfg)
+                from peftbench.run import preflight  # torch: only once a job's config is valid
+
+                preflight(run)  # data sources, the budget and the schedule against the run's steps
             except (HydraException, ConfigError, DataError, BudgetError) as error:
                 failures.append((number, job, error))
     if failures:

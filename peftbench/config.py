@@ -128,7 +128,7 @@ class BudgetConfig:
     reference: list[dict[str, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        from peftbench.methods.base import BINDS
+        from peftbench.methods import BINDS
 
         if self.rank is not None and self.rank < 1:
             raise ValueError(f"budget.rank must be a positive rank or null, got {self.rank}")
@@ -358,21 +358,15 @@ def _strict_scalars(run: RunConfig) -> None:
                 raise ConfigError(f"{group}.{item.name}: {given} is not a finite number")
 
 
-def _cross_checks(run: RunConfig, method_class: type) -> None:
-    """Checks that need more than one group."""
-    from peftbench import tasks
-
+def _cross_checks(run: RunConfig, declared: methods.Capabilities) -> None:
+    """Checks that need more than one group, on the method's declared capabilities (no torch)."""
     _strict_scalars(run)
-    try:
-        tasks.family_for(run.task).check_config()
-    except (KeyError, ValueError) as error:
-        raise ConfigError(str(error).splitlines()[0].strip("'\"")) from None
-    if method_class.quantization not in (None, run.model.quantization):
-        raise ConfigError(f"method={run.method_name} trains on a {method_class.quantization} backbone: add "
-                          f"model.quantization={method_class.quantization} (model {run.model.name} is "
+    if declared.quantization not in (None, run.model.quantization):
+        raise ConfigError(f"method={run.method_name} trains on a {declared.quantization} backbone: add "
+                          f"model.quantization={declared.quantization} (model {run.model.name} is "
                           f"{run.model.quantization})")
     if run.recipe.name == "sora_sparsity":
-        if not method_class.sparsifiable:
+        if not declared.sparsifiable:
             raise ConfigError(f"recipe=sora_sparsity: method {run.method_name} cannot be sparsified; use a method "
                               f"that declares `sparsifiable` ({', '.join(_sparsifiable())})")
         if run.recipe.stage_lr == "continue" and getattr(run.method, "threshold_times_lr", False):
@@ -381,7 +375,17 @@ def _cross_checks(run: RunConfig, method_class: type) -> None:
 
 
 def _sparsifiable() -> list[str]:
-    return [name for name in methods.available() if methods.get(name).method.sparsifiable]
+    return [name for name in methods.available() if methods.get(name).capabilities.sparsifiable]
+
+
+def _family_checks(run: RunConfig) -> None:
+    """The task family's own checks of ``task.options``; last, as importing a family imports torch."""
+    from peftbench import tasks
+
+    try:
+        tasks.family_for(run.task).check_config()
+    except (KeyError, ValueError) as error:
+        raise ConfigError(str(error).splitlines()[0].strip("'\"")) from None
 
 
 def validate(cfg: DictConfig) -> RunConfig:
@@ -413,11 +417,12 @@ def validate(cfg: DictConfig) -> RunConfig:
         recipe=_recipe(resolved.get("recipe", "train")),
         resolved=resolved,
     )
-    _cross_checks(run, entry.method)
+    _cross_checks(run, entry.capabilities)
     from peftbench.budget import BudgetError, with_budget_knob
 
     try:
-        run.method = with_budget_knob(entry.method, run.method, run.budget)
+        run.method = with_budget_knob(entry, run.method, run.budget)
     except BudgetError as error:
         raise ConfigError(str(error)) from None
+    _family_checks(run)
     return run

@@ -48,7 +48,7 @@ def plan_row(run: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
 
 def compare(run: Any, result: Fit) -> list[dict[str, Any]]:
     """One comparison per reference of the budget that gives a figure for this method on this model."""
-    declared = methods.get(run.method_name).method.budget_binds
+    declared = methods.get(run.method_name).capabilities.budget_binds
     ours = bound_count(result.counts, declared)
     backbone = result.counts["backbone"]
     found = []
@@ -120,7 +120,7 @@ def run_plan(overrides: list[str]) -> None:
             # A method that needs a quantised backbone (QLoRA) is planned at that precision unless model.quantization
             # is given (the counts are logical sizes, the same at any precision); it cannot be on a random-init
             # model: left out of the plan there, with a line, unless named with method=.
-            quantization = methods.get(method).method.quantization
+            quantization = methods.get(method).capabilities.quantization
             if quantization is not None and not any(o.startswith("model.quantization=") for o in fixed):
                 choice.append(f"model.quantization={quantization}")
             try:

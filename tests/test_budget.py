@@ -11,7 +11,6 @@ from support import CONF, compose
 from peftbench import methods
 from peftbench.budget import BudgetError, fit, fit_budget, largest_fitting
 from peftbench.config import ConfigError, validate
-from peftbench.methods.lora.method import LoRAMethod
 from peftbench.planner import compare, plan_row
 
 DEBERTA = ["model=deberta_v3_base"]
@@ -126,17 +125,12 @@ def test_a_group_value_the_method_rejects_is_one_config_line() -> None:
     assert "budget.rank=8" in str(error.value) and "\n" not in str(error.value)
 
 
-class WidthLoRA(LoRAMethod):
-    """LoRA under a knob kind that rank budgets do not set: the planner must go by declarations alone."""
-
-    name = "width_lora"
-    knob_kind = "width"
-
-
 def test_planner_reads_capabilities_not_method_names(monkeypatch) -> None:
+    """LoRA registered under a knob kind that rank budgets do not set: the planner goes by declarations alone."""
     entry = methods.get("lora")
-    monkeypatch.setitem(methods._REGISTRY, "width_lora", dataclasses.replace(entry, name="width_lora",
-                                                                             method=WidthLoRA))
+    width = dataclasses.replace(entry, name="width_lora",
+                                capabilities=dataclasses.replace(entry.capabilities, knob_kind="width"))
+    monkeypatch.setitem(methods._REGISTRY, "width_lora", width)
     run = run_of("method=lora", "budget=r8")
     run = dataclasses.replace(run, method_name="width_lora", method=dataclasses.replace(run.method, r=5))
     result = fit(run)

@@ -95,6 +95,29 @@ def test_unknown_flag_fails_with_one_line_before_heavy_imports(tmp_path, args: l
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["trainer.lr=-1"], "trainer.lr must be positive and finite"),
+        (["method=lora", "method.r=-1"], "method.r must be a positive rank"),
+        (["method=adalora", "budget=r8", "method.init_rank=3"], "budget.rank=8 (r8) sets adalora.target_rank"),
+        (["method=qlora"], "add model.quantization=nf4"),  # a capability, declared in qlora's register call
+        (["recipe=sora_sparsity", "method=lora"], "method lora cannot be sparsified"),
+        (["-m", "seed=0,1", "trainer.lr=-1"], "trainer.lr must be positive and finite"),
+        (["plan", "model=deberta_v3_base", "trainer.lr=-1"], "trainer.lr must be positive and finite"),
+    ],
+)
+def test_config_errors_fail_before_torch_is_imported(tmp_path, args: list[str], message: str) -> None:
+    """validate() reads method configs and capabilities from the registry without importing a method class: a
+    bad value fails in well under a second instead of after torch's seconds of imports."""
+    result = peftbench(*args, cwd=tmp_path, importtime=True)
+    assert result.returncode == 2, result.stderr[-2000:]
+    (line,) = errors(result.stderr)
+    assert line.startswith("peftbench: error: ") and message in line, line
+    heavy = imported(result.stderr) & {"torch", "transformers", "peft", "accelerate", "datasets"}
+    assert not heavy, heavy
+
+
 def test_cfg_job_prints_the_composed_config_and_trains_nothing(tmp_path) -> None:
     result = peftbench("--cfg", "job", "method=adalora", "budget=r2", cwd=tmp_path, importtime=True)
     assert result.returncode == 0, result.stderr[-2000:]

@@ -23,16 +23,14 @@ What is generic, so that a method folder holds only its math and hooks:
 - *Declared parameters*: every injected module names its adapter parameters in ``adapter_names`` (PEFT's layers
   in ``adapter_layer_names``). :func:`adapter_parameters`, :func:`freeze`, :func:`count_parameters` and
   :func:`matrix_records` work from that declaration alone, never from parameter-name matching per method.
-- *Capabilities* are class attributes, read by the planner, the config checks and the recipes instead of
-  ``hasattr`` or method names: ``knob`` (the config field a budget sets), ``knob_kind`` (``rank`` budgets set every
-  method whose knob is a rank), ``budget_binds`` (the count a parameter cap binds), ``sparsifiable`` (SoRA's
-  sparsity recipe applies), ``families`` (task families the method supports), ``quantization`` (the backbone
-  precision the method requires, checked by the config before weights load: QLoRA's ``nf4``).
+- *Capabilities* (``knob``, ``knob_kind``, ``budget_binds``, ``sparsifiable``, ``families``, ``quantization``;
+  see :class:`peftbench.methods.Capabilities`) are declared in the method's ``register(...)`` call, where the
+  planner, the config checks and the recipes read them without torch (instead of ``hasattr`` or method names),
+  and are copied onto the registered class as class attributes.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -41,32 +39,39 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from peftbench.methods import BINDS, CAPABILITIES, capabilities_of
 from peftbench.models.roles import MATRIX_TYPES, ModelSpec, layer_index
-
-BINDS = ("trainable", "effective")
 
 
 class Method(ABC):
-    """Default hooks do nothing; subclasses override what their paper needs and declare their capabilities."""
+    """Default hooks do nothing; subclasses override what their paper needs (capabilities: see ``register``)."""
 
     name: ClassVar[str] = "base"
-    knob: ClassVar[str | None] = None  # config field a budget sets (r, target_rank, bottleneck, num_virtual_tokens)
-    knob_kind: ClassVar[str | None] = None  # "rank": the budget's rank applies; other kinds need a per-method value
-    budget_binds: ClassVar[str] = "trainable"  # which count a parameter cap binds: trainable or final effective
-    sparsifiable: ClassVar[bool] = False  # the sora_sparsity recipe may raise its threshold stage by stage
-    families: ClassVar[frozenset[str] | None] = None  # task families it supports; None = every family
-    quantization: ClassVar[str | None] = None  # backbone precision it requires (model.quantization); None = any
+    # Capabilities (see peftbench.methods.Capabilities): set from the registration of ``name``, never here.
+    knob: ClassVar[str | None] = None
+    knob_kind: ClassVar[str | None] = None
+    budget_binds: ClassVar[str] = "trainable"
+    sparsifiable: ClassVar[bool] = False
+    families: ClassVar[frozenset[str] | None] = None
+    quantization: ClassVar[str | None] = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """A registered method class takes its capabilities from its ``register`` call, their one place; a class
+        that declares one itself would disagree with what the config checks and the planner read."""
+        super().__init_subclass__(**kwargs)
+        declared = capabilities_of(cls.__dict__.get("name", ""))
+        if declared is None:
+            return
+        own = [key for key in CAPABILITIES if key in cls.__dict__]
+        if own:
+            raise TypeError(f"method {cls.name}: {', '.join(own)} declared on {cls.__name__}; declare capabilities "
+                            f"in register(...) in peftbench/methods/{cls.name}/__init__.py")
+        for key in CAPABILITIES:
+            setattr(cls, key, getattr(declared, key))
 
     def __init__(self, config: Any, spec: ModelSpec) -> None:
         self.config = config
         self.spec = spec
-
-    @classmethod
-    def with_knob(cls, config: Any, value: int) -> Any:
-        """A copy of ``config`` with the budget knob set; the config's own checks run again."""
-        if cls.knob is None:
-            raise ValueError(f"method {cls.name} has no budget knob")
-        return dataclasses.replace(config, **{cls.knob: value})
 
     @abstractmethod
     def apply(self, model: nn.Module) -> nn.Module:

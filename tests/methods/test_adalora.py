@@ -19,11 +19,11 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 from transformers import BertConfig, BertForSequenceClassification  # noqa: E402
 
 from peftbench.methods import ModelSpec, count_parameters, get  # noqa: E402
-from peftbench.methods.adalora import AdaLoRAConfig, AdaLoRAMethod  # noqa: E402
 from peftbench.methods.adalora.allocator import BudgetSchedule, RankAllocator  # noqa: E402
+from peftbench.methods.adalora.config import AdaLoRAConfig  # noqa: E402
 from peftbench.methods.adalora.hyperparameters import GLUE, method_overrides  # noqa: E402
 from peftbench.methods.adalora.layer import SVDLinear  # noqa: E402
-from peftbench.methods.adalora.method import adapted_layers, orthogonal_regulariser  # noqa: E402
+from peftbench.methods.adalora.method import AdaLoRAMethod, adapted_layers, orthogonal_regulariser  # noqa: E402
 from peftbench.models import load_model_config, model_spec  # noqa: E402
 
 # tiny_bert's roles, with the head that peft's and the official code's BERT classifiers train (classifier only):

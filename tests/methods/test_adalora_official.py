@@ -27,8 +27,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from transformers import BertConfig, BertForSequenceClassification  # noqa: E402
 
-from peftbench.methods.adalora import AdaLoRAConfig, AdaLoRAMethod  # noqa: E402
-from peftbench.methods.adalora.method import adapted_layers  # noqa: E402
+from peftbench.methods.adalora.config import AdaLoRAConfig  # noqa: E402
+from peftbench.methods.adalora.method import AdaLoRAMethod, adapted_layers  # noqa: E402
 from peftbench.models import load_model_config, model_spec  # noqa: E402
 
 BERT_SPEC = model_spec(load_model_config("tiny_bert"))

@@ -14,7 +14,8 @@ from torch import nn
 from peftbench import methods, tasks
 from peftbench.config import ConfigError, validate
 from peftbench.methods.base import adapted_modules, count_parameters
-from peftbench.methods.houlsby.layer import Bottleneck, SequentialAdapter, parameter_count
+from peftbench.methods.houlsby.config import ACTIVATION_NAMES
+from peftbench.methods.houlsby.layer import ACTIVATIONS, Bottleneck, SequentialAdapter, parameter_count
 from peftbench.methods.parallel.layer import FFNInputTap, ParallelAdapter, Stash
 from peftbench.models import build_model, model_spec
 
@@ -172,6 +173,7 @@ def test_registered_with_capabilities_and_paper_defaults() -> None:
     assert (houlsby.activation, houlsby.target_types) == ("swish", ["attention_output", "ffn_out"])
     assert (pfeiffer.activation, pfeiffer.target_types) == ("relu", ["ffn_out"])
     assert (parallel.activation, parallel.scale, parallel.init) == ("relu", 2.0, "kaiming")
+    assert tuple(ACTIVATIONS) == ACTIVATION_NAMES  # the config checks names without importing the layer (torch)
 
 
 @pytest.mark.parametrize(("overrides", "message"), [

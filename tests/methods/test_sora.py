@@ -11,8 +11,9 @@ from torch import nn
 from transformers import BertConfig, BertForSequenceClassification
 
 from peftbench.methods import get
-from peftbench.methods.sora import SoRAConfig, SoRAMethod
+from peftbench.methods.sora.config import SoRAConfig
 from peftbench.methods.sora.layer import LoRALinear, SoRALinear, prune
+from peftbench.methods.sora.method import SoRAMethod
 from peftbench.methods.sora.optimizer import ProximalAdam, official_threshold, soft_threshold
 from peftbench.methods.sora.sparsity import exp_linear, linear, log_linear, threshold_schedule
 from peftbench.models import load_model_config, model_spec

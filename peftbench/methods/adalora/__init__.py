@@ -36,8 +36,9 @@ peft 0.21.2 driven with steps 1..T at every step
 
 from peftbench.methods import register
 from peftbench.methods.adalora.config import AdaLoRAConfig
-from peftbench.methods.adalora.method import AdaLoRAMethod
 
-__all__ = ["AdaLoRAConfig", "AdaLoRAMethod"]
+__all__ = ["AdaLoRAConfig"]
 
-register("adalora", config=AdaLoRAConfig, method=AdaLoRAMethod)
+register("adalora", config=AdaLoRAConfig, method="peftbench.methods.adalora.method:AdaLoRAMethod",
+         knob="target_rank", knob_kind="rank",
+         budget_binds="effective")  # the paper's budget is b(T), the total rank left after training

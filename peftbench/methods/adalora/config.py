@@ -36,7 +36,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from peftbench.methods.base import MATRIX_TYPES
+from peftbench.models.roles import MATRIX_TYPES
 
 STEP_ORIGINS = ("official", "one_based")
 FINAL_PHASES = ("official", "peft")

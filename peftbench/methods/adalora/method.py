@@ -51,9 +51,6 @@ class AdaLoRAMethod(Method):
     """SVD-form adapters with importance-driven global rank allocation (Zhang et al., ICLR 2023)."""
 
     name = "adalora"
-    knob = "target_rank"
-    knob_kind = "rank"
-    budget_binds = "effective"  # the paper's budget is b(T), the total rank left after training
 
     def __init__(self, config: AdaLoRAConfig, spec: ModelSpec) -> None:
         super().__init__(config, spec)

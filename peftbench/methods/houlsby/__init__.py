@@ -2,8 +2,9 @@
 
 from peftbench.methods import register
 from peftbench.methods.houlsby.config import HoulsbyConfig
-from peftbench.methods.houlsby.method import HoulsbyMethod
 
-__all__ = ["HoulsbyConfig", "HoulsbyMethod"]
+__all__ = ["HoulsbyConfig"]
 
-register("houlsby", config=HoulsbyConfig, method=HoulsbyMethod)
+# knob_kind bottleneck: budgets set it by name (budget.knobs.houlsby); AdaLoRA Table 7: 8 / 16 / 32
+register("houlsby", config=HoulsbyConfig, method="peftbench.methods.houlsby.method:HoulsbyMethod",
+         knob="bottleneck", knob_kind="bottleneck")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from peftbench.methods.houlsby.layer import ACTIVATIONS, INITS
-
+ACTIVATION_NAMES = ("swish", "gelu", "relu", "tanh")  # the keys of layer.ACTIVATIONS, named here without torch
+INITS = ("normal", "kaiming")
 SEQUENTIAL_SITES = ("attention_output", "ffn_out")  # sub-layer output projections an adapter can follow
 
 
@@ -15,8 +15,8 @@ def check_adapter(config, method: str, sites: tuple[str, ...]) -> None:
     config.target_types = list(config.target_types)  # Hydra hands over a ListConfig
     if isinstance(config.bottleneck, bool) or not isinstance(config.bottleneck, int) or config.bottleneck < 1:
         raise ValueError(f"{method}: bottleneck must be a positive integer, got {config.bottleneck!r}")
-    if config.activation not in ACTIVATIONS:
-        raise ValueError(f"{method}: activation must be one of {sorted(ACTIVATIONS)}, got {config.activation!r}")
+    if config.activation not in ACTIVATION_NAMES:
+        raise ValueError(f"{method}: activation must be one of {sorted(ACTIVATION_NAMES)}, got {config.activation!r}")
     if config.init not in INITS:
         raise ValueError(f"{method}: init must be one of {list(INITS)}, got {config.init!r}")
     if not config.init_std > 0:

@@ -20,6 +20,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from peftbench.methods.base import LinearWrapper
+from peftbench.methods.houlsby.config import INITS
 
 ACTIVATIONS = {
     "swish": F.silu,  # x · sigmoid(x): AdaLoRA's HAdapter baseline (its DeBERTaV2 code passes 'swish')
@@ -27,7 +28,6 @@ ACTIVATIONS = {
     "relu": F.relu,  # Pfeiffer et al. and He et al.; AdaLoRA's PAdapter baseline
     "tanh": torch.tanh,
 }
-INITS = ("normal", "kaiming")
 
 
 class Bottleneck(nn.Module):

@@ -55,8 +55,6 @@ def adapter_sites(model: nn.Module, spec: ModelSpec, types: list[str] | tuple[st
 
 class HoulsbyMethod(Method):
     name = "houlsby"
-    knob = "bottleneck"
-    knob_kind = "bottleneck"  # budgets set it by name (budget.knobs.houlsby); AdaLoRA Table 7: 8 / 16 / 32
     config: HoulsbyConfig
 
     def __init__(self, config: HoulsbyConfig, spec: ModelSpec) -> None:

@@ -2,6 +2,6 @@
 
 from peftbench.methods import register
 from peftbench.methods.lora.config import LoRAConfig
-from peftbench.methods.lora.method import LoRAMethod
 
-register("lora", config=LoRAConfig, method=LoRAMethod)
+register("lora", config=LoRAConfig, method="peftbench.methods.lora.method:LoRAMethod",
+         knob="r", knob_kind="rank")

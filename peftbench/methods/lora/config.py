@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from peftbench.methods.base import MATRIX_TYPES
+from peftbench.models.roles import MATRIX_TYPES
 
 
 @dataclass

@@ -13,8 +13,6 @@ class LoRAMethod(Method):
     so the loop, the head and parameter counting treat every method alike."""
 
     name = "lora"
-    knob = "r"
-    knob_kind = "rank"
     config: LoRAConfig
 
     def apply(self, model: nn.Module) -> nn.Module:

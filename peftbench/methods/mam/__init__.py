@@ -2,8 +2,8 @@
 
 from peftbench.methods import register
 from peftbench.methods.mam.config import MAMConfig
-from peftbench.methods.mam.method import MAMMethod
 
-__all__ = ["MAMConfig", "MAMMethod"]
+__all__ = ["MAMConfig"]
 
-register("mam", config=MAMConfig, method=MAMMethod)
+register("mam", config=MAMConfig, method="peftbench.methods.mam.method:MAMMethod",
+         knob="bottleneck", knob_kind="bottleneck", budget_binds="effective")

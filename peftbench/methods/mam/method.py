@@ -54,9 +54,6 @@ def attach_parallel_adapters(model: nn.Module, spec: Any, bottleneck: int, scali
 
 class MAMMethod(PrefixMethod):
     name = "mam"
-    knob = "bottleneck"
-    knob_kind = "bottleneck"
-    budget_binds = "effective"
 
     def attach(self, model: nn.Module) -> None:
         super().attach(model)

@@ -2,8 +2,9 @@
 
 from peftbench.methods import register
 from peftbench.methods.parallel.config import ParallelConfig
-from peftbench.methods.parallel.method import ParallelMethod
 
-__all__ = ["ParallelConfig", "ParallelMethod"]
+__all__ = ["ParallelConfig"]
 
-register("parallel", config=ParallelConfig, method=ParallelMethod)
+# knob_kind bottleneck, no paper budget map: a group leaves it at its config value, a cap searches it
+register("parallel", config=ParallelConfig, method="peftbench.methods.parallel.method:ParallelMethod",
+         knob="bottleneck", knob_kind="bottleneck")

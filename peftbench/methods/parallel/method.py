@@ -50,8 +50,6 @@ class ParallelMethod(HoulsbyMethod):
     """Pairs each block's FFN input projection (a tap) with its output projection (the adapter)."""
 
     name = "parallel"
-    knob = "bottleneck"
-    knob_kind = "bottleneck"  # no paper budget map: a group leaves it at its config value, a cap searches it
     config: ParallelConfig
 
     def apply(self, model: nn.Module) -> nn.Module:

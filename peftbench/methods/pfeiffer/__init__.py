@@ -2,8 +2,9 @@
 
 from peftbench.methods import register
 from peftbench.methods.pfeiffer.config import PfeifferConfig
-from peftbench.methods.pfeiffer.method import PfeifferMethod
 
-__all__ = ["PfeifferConfig", "PfeifferMethod"]
+__all__ = ["PfeifferConfig"]
 
-register("pfeiffer", config=PfeifferConfig, method=PfeifferMethod)
+# knob_kind bottleneck: budgets set it by name (budget.knobs.pfeiffer); AdaLoRA Table 7: 16 / 32 / 64
+register("pfeiffer", config=PfeifferConfig, method="peftbench.methods.pfeiffer.method:PfeifferMethod",
+         knob="bottleneck", knob_kind="bottleneck")

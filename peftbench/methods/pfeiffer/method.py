@@ -29,6 +29,4 @@ class PfeifferMethod(HoulsbyMethod):
     """Houlsby's injection and freezing with Pfeiffer's sites and nonlinearity (set by its config)."""
 
     name = "pfeiffer"
-    knob = "bottleneck"
-    knob_kind = "bottleneck"  # budgets set it by name (budget.knobs.pfeiffer); AdaLoRA Table 7: 16 / 32 / 64
     config: PfeifferConfig

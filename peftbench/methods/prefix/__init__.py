@@ -2,8 +2,9 @@
 
 from peftbench.methods import register
 from peftbench.methods.prefix.config import PrefixConfig
-from peftbench.methods.prefix.method import PrefixMethod
 
-__all__ = ["PrefixConfig", "PrefixMethod"]
+__all__ = ["PrefixConfig"]
 
-register("prefix", config=PrefixConfig, method=PrefixMethod)
+register("prefix", config=PrefixConfig, method="peftbench.methods.prefix.method:PrefixMethod",
+         knob="num_virtual_tokens", knob_kind="virtual_tokens",
+         budget_binds="effective")  # the MLP exists only while training

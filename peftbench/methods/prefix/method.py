@@ -45,9 +45,6 @@ class PrefixMethod(Method):
     """Prefix tuning; subclasses (P-tuning v2, MAM) change the parameterisation or add modules in ``attach``."""
 
     name = "prefix"
-    knob = "num_virtual_tokens"
-    knob_kind = "virtual_tokens"
-    budget_binds = "effective"  # the MLP exists only while training
     reparameterize_prefix = True  # class default; configs with a ``reparameterize`` field decide
 
     def __init__(self, config: Any, spec: ModelSpec) -> None:

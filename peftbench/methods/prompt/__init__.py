@@ -29,6 +29,6 @@ Choices and deviations (each configurable in ``config.py``):
 
 from peftbench.methods import register
 from peftbench.methods.prompt.config import PromptConfig
-from peftbench.methods.prompt.method import PromptMethod
 
-register("prompt", config=PromptConfig, method=PromptMethod)
+register("prompt", config=PromptConfig, method="peftbench.methods.prompt.method:PromptMethod",
+         knob="num_virtual_tokens", knob_kind="virtual_tokens")

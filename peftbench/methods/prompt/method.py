@@ -16,8 +16,6 @@ class VirtualTokenMethod(Method):
     virtual token embeddings; :meth:`prepare_inputs` inserts them into every input (``seam.insert``: after the
     first token on encoder-only models). Subclasses build the module."""
 
-    knob = "num_virtual_tokens"
-    knob_kind = "virtual_tokens"
     module_name: str = "soft_prompt"
 
     @abstractmethod

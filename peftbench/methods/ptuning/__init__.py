@@ -28,6 +28,7 @@ Choices and deviations:
 
 from peftbench.methods import register
 from peftbench.methods.ptuning.config import PTuningConfig
-from peftbench.methods.ptuning.method import PTuningMethod
 
-register("ptuning", config=PTuningConfig, method=PTuningMethod)
+register("ptuning", config=PTuningConfig, method="peftbench.methods.ptuning.method:PTuningMethod",
+         knob="num_virtual_tokens", knob_kind="virtual_tokens",
+         budget_binds="effective")  # the encoder is dropped after training; l·h remain

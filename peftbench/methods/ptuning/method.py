@@ -16,7 +16,6 @@ class PTuningMethod(VirtualTokenMethod):
 
     name = "ptuning"
     module_name = "prompt_encoder"
-    budget_binds = "effective"  # the encoder is dropped after training; l·h remain
     config: PTuningConfig
 
     def build(self, model: nn.Module, embedding: nn.Module) -> nn.Module:

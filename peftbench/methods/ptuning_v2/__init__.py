@@ -2,8 +2,8 @@
 
 from peftbench.methods import register
 from peftbench.methods.ptuning_v2.config import PTuningV2Config
-from peftbench.methods.ptuning_v2.method import PTuningV2Method
 
-__all__ = ["PTuningV2Config", "PTuningV2Method"]
+__all__ = ["PTuningV2Config"]
 
-register("ptuning_v2", config=PTuningV2Config, method=PTuningV2Method)
+register("ptuning_v2", config=PTuningV2Config, method="peftbench.methods.ptuning_v2.method:PTuningV2Method",
+         knob="num_virtual_tokens", knob_kind="virtual_tokens")  # nothing is dropped after training: binds trainable

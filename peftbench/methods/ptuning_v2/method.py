@@ -15,7 +15,4 @@ from peftbench.methods.prefix.method import PrefixMethod
 
 class PTuningV2Method(PrefixMethod):
     name = "ptuning_v2"
-    knob = "num_virtual_tokens"
-    knob_kind = "virtual_tokens"
-    budget_binds = "trainable"  # nothing is dropped after training
     reparameterize_prefix = False

@@ -2,6 +2,6 @@
 
 from peftbench.methods import register
 from peftbench.methods.qlora.config import QLoRAConfig
-from peftbench.methods.qlora.method import QLoRAMethod
 
-register("qlora", config=QLoRAConfig, method=QLoRAMethod)
+register("qlora", config=QLoRAConfig, method="peftbench.methods.qlora.method:QLoRAMethod",
+         knob="r", knob_kind="rank", quantization="nf4")

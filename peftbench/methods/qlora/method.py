@@ -17,7 +17,6 @@ class QLoRAMethod(LoRAMethod):
     model's because ``count_parameters`` reads a packed weight's logical shape."""
 
     name = "qlora"
-    quantization = "nf4"
     config: QLoRAConfig
 
     def apply(self, model: nn.Module) -> nn.Module:

@@ -2,8 +2,9 @@
 
 from peftbench.methods import register
 from peftbench.methods.sora.config import SoRAConfig
-from peftbench.methods.sora.method import SoRAMethod
 
-__all__ = ["SoRAConfig", "SoRAMethod"]
+__all__ = ["SoRAConfig"]
 
-register("sora", config=SoRAConfig, method=SoRAMethod)
+register("sora", config=SoRAConfig, method="peftbench.methods.sora.method:SoRAMethod",
+         knob="r", knob_kind="rank",  # the initial rank; the gates prune below it, so the budget binds trainable
+         sparsifiable=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-from peftbench.methods.base import MATRIX_TYPES
+from peftbench.models.roles import MATRIX_TYPES
 
 GATE_INITS = ("normal", "ones")
 THRESHOLD_MODES = ("exact", "official")

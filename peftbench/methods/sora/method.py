@@ -45,9 +45,6 @@ def authors_approx_parameters(modules: dict[str, Adapted], hidden_size: int) -> 
 
 class SoRAMethod(Method):
     name = "sora"
-    knob = "r"  # the initial rank; the gates prune below it, so the budget binds the trainable count
-    knob_kind = "rank"
-    sparsifiable = True
 
     def __init__(self, config: SoRAConfig, spec: ModelSpec) -> None:
         super().__init__(config, spec)
