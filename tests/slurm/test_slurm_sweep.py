@@ -20,7 +20,9 @@ from peftbench import records
 
 ROOT = Path(__file__).resolve().parents[2]
 
-pytestmark = pytest.mark.slurm
+# One xdist worker submits them all, one test at a time, as before: the node's cores are few and start.sh
+# must not run twice at once.
+pytestmark = [pytest.mark.slurm, pytest.mark.xdist_group("slurm")]
 
 APP = Path(__file__).parent / "app" / "app.py"
 
