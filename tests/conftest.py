@@ -50,9 +50,9 @@ def checkout_stays_clean():
     assert not added, f"tests wrote into the checkout: {added[:5]}"
 
 
-# Longest first: scripts/test.sh runs the tests on two pytest-xdist workers in collection order
-# (--no-loadscope-reorder), each taking the next test or xdist_group when it is almost out of work, so
-# that the long ones started last would otherwise be the run's tail. The stable sort keeps every module's order.
+# Longest first: scripts/test.sh runs the test files on two pytest-xdist workers in collection order
+# (--dist loadfile --no-loadscope-reorder), each worker taking the next file when it is almost out of work: a
+# long file started last would be the run's tail. The stable sort keeps the order of the tests within a file.
 FIRST = ("tests/test_learning.py",  # every method on real MiniLM, in two processes: minutes
          "tests/slurm/test_slurm_sweep.py")  # mostly waiting on SLURM jobs: shares the cores well
 

@@ -21,8 +21,6 @@ import peftbench.cli as cli
 import peftbench.config  # noqa: F401 - the method registry and torch, imported once at collection
 import peftbench.run  # noqa: F401 - preflight's imports (accelerate, the task families)
 
-pytestmark = pytest.mark.xdist_group("bad_input_corpus")  # the subprocesses start once, on one worker
-
 # Lines a third-party import prints on stderr on some machines, outside peftbench's control: bitsandbytes
 # (imported by peft) on CPUs with AVX512-BF16 and without the `kernels` package.
 NOISE = ("Failed to load CPU gemm_4bit_forward",)

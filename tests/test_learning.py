@@ -16,8 +16,7 @@ from support import ROOT
 
 from peftbench import methods
 
-pytestmark = [pytest.mark.slow,  # real MiniLM runs; the offline assets come with scripts/setup.sh
-              pytest.mark.xdist_group("learning")]  # one worker computes the module's rows, once
+pytestmark = pytest.mark.slow  # real MiniLM runs; the offline assets come with scripts/setup.sh
 sys.path.insert(0, str(ROOT / "scripts"))
 import learning_check  # noqa: E402
 

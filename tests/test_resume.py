@@ -11,8 +11,6 @@ from pathlib import Path
 import pytest
 from support import ROOT
 
-pytestmark = pytest.mark.xdist_group("resume")  # one worker runs the module fixture's runs, once
-
 # A child that kills itself: "step N" (SIGKILL right after the N-th optimizer step, before its checkpoint),
 # "eval N" (SIGKILL inside the N-th evaluation), "term N" (SIGTERM after the N-th step: graceful stop).
 DRIVER = """

@@ -25,8 +25,6 @@ from peftbench.config import ConfigError, validate
 from peftbench.methods.qlora.method import QLoRAMethod
 from peftbench.models import build_model, load_model_config, model_spec, quantized_modules
 
-pytestmark = pytest.mark.xdist_group("qlora")  # one worker builds the 4-bit MiniLM, once
-
 QLORA = ("method=qlora", "model=minilm", "model.quantization=nf4", "task=rotten_tomatoes", "logger=none",
          "task.max_train_samples=32", "task.max_eval_samples=16", "task.max_length=32")
 

@@ -21,9 +21,7 @@ from peftbench import records
 
 ROOT = Path(__file__).resolve().parents[2]
 
-# One xdist worker submits them all, one test at a time, as before: the node's cores are few and start.sh
-# must not run twice at once.
-pytestmark = [pytest.mark.slurm, pytest.mark.xdist_group("slurm")]
+pytestmark = pytest.mark.slurm
 
 APP = Path(__file__).parent / "app" / "app.py"
 
