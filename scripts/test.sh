@@ -6,7 +6,8 @@
 # among the arguments wins. --dist loadfile: each test file runs on one worker, so a module-scoped fixture
 # (the learning check's runs, test_resume's uninterrupted runs, ...) is computed once and the SLURM tests
 # submit one at a time, as before. (Not --dist loadgroup: with pytest 9.2 it silently stops grouping,
-# pytest-xdist issue #1386.) tests/conftest.py orders the files longest first, hence --no-loadscope-reorder.
+# pytest-xdist issue #1386.) tests/conftest.py orders the files longest first, hence --no-loadscope-reorder
+# (pytest-xdist 3.8).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/setup.sh
@@ -15,6 +16,6 @@ export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 WANDB_MODE=offline TOKENIZERS_PARA
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
 parallel=(-n "${PEFTBENCH_TEST_WORKERS:-2}" --dist loadfile --no-loadscope-reorder)
 for arg in "$@"; do
-  case $arg in -n|-n[0-9]*|--numprocesses|--numprocesses=*|-pno:xdist|no:xdist) parallel=() ;; esac
+  case $arg in -n*|--numprocesses|--numprocesses=*|-pno:xdist|no:xdist) parallel=() ;; esac
 done
 exec .venv/bin/python -m pytest "${parallel[@]}" "$@"
