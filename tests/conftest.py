@@ -48,3 +48,20 @@ def checkout_stays_clean():
     yield
     added = sorted(str(p) for p in _outputs() - before)
     assert not added, f"tests wrote into the checkout: {added[:5]}"
+
+
+# Longest first: scripts/test.sh runs the test files on two pytest-xdist workers in collection order
+# (--dist loadfile --no-loadscope-reorder), each worker taking the next file when it is almost out of work: a
+# long file started last would be the run's tail. The stable sort keeps the order of the tests within a file.
+FIRST = ("tests/test_learning.py",  # every method on real MiniLM, in two processes: minutes
+         "tests/slurm/test_slurm_sweep.py")  # mostly waiting on SLURM jobs: shares the cores well
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        path = item.nodeid.split("::", 1)[0]
+        if path in FIRST:
+            return FIRST.index(path)
+        return len(FIRST) + (0 if item.get_closest_marker("slow") else 1)
+
+    items.sort(key=rank)

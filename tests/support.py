@@ -3,6 +3,8 @@ since tests/slurm and tests/analysis have conftest files of their own)."""
 
 from __future__ import annotations
 
+import socket
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,3 +29,19 @@ def tiny_overrides(tmp_path: Path, *extra: str) -> list[str]:
     return [*TINY_METHOD_OVERRIDES.get(method, []), "model=tiny_bert", "trainer=tiny",
             f"paths.results_dir={tmp_path / 'results'}", "experiment_name=test", "task.max_train_samples=48",
             "task.max_eval_samples=32", *extra]
+
+
+def free_port() -> int:
+    """A TCP port free on localhost now, for torchrun's ``--master_port``: tests run in parallel (pytest-xdist)
+    and other sessions on the machine may run torchrun too, so no fixed port. The kernel picks it (bind to
+    port 0); torchrun binds it again a moment later, so another process taking it in between is possible but
+    unlikely (ephemeral ports are handed out in turn, not reused at once)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("", 0))  # every interface, as torchrun's store binds
+        return probe.getsockname()[1]
+
+
+def torchrun(processes: int = 2) -> list[str]:
+    """The torchrun command line for ``processes`` local CPU processes on a free master port."""
+    return [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(processes),
+            "--master_port", str(free_port())]

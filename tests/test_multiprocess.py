@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import pytest
-from support import ROOT
+from support import ROOT, torchrun
 
 NO_DROPOUT = ["++model.architecture.hidden_dropout_prob=0", "++model.architecture.attention_probs_dropout_prob=0"]
 
@@ -28,8 +28,7 @@ def run(tmp_path, launcher: list[str], name: str, *extra: str) -> dict:
 
 @pytest.mark.slow
 def test_two_processes_match_one_process(tmp_path) -> None:
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533"]
-    two = run(tmp_path, torchrun, "two")
+    two = run(tmp_path, torchrun(2), "two")
     one = run(tmp_path, [sys.executable], "one")
     assert (two["world_size"], one["world_size"]) == (2, 1)
     assert two["status"] == "completed"

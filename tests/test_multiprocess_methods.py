@@ -15,14 +15,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from support import ROOT
+from support import ROOT, torchrun
 
 NO_DROPOUT = ["++model.architecture.hidden_dropout_prob=0", "++model.architecture.attention_probs_dropout_prob=0"]
 METHODS = {
     "adalora": ["method=adalora", "budget=r1", "method.t_i=1", "method.t_f=2", "method.delta_t=1"],
     "sora": ["method=sora", "method.threshold=0.05"],  # gates reach zero within the 6 steps
 }
-PORTS = {"adalora": 29541, "sora": 29542}
 # Max |difference| of the logged train losses, 1 vs 2 processes. Measured 1.2e-7 for both methods (CPU, gloo,
 # torch 2.13); lora_E differed by at most 1.8e-10 (AdaLoRA), the SoRA gates not at all.
 LOSS_TOLERANCE = 1e-5
@@ -96,9 +95,7 @@ def gate_pattern(tensors: dict[str, torch.Tensor]) -> dict[str, list[bool]]:
 @pytest.mark.slow
 @pytest.mark.parametrize("method", list(METHODS))
 def test_method_on_two_processes_matches_one_process(tmp_path, method: str) -> None:
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                "--master_port", str(PORTS[method])]  # distinct per test: parametrised runs never share a port
-    two, two_dump = launch(tmp_path, torchrun, "two", method)
+    two, two_dump = launch(tmp_path, torchrun(2), "two", method)  # a free master port: tests run in parallel
     one, one_dump = launch(tmp_path, [sys.executable], "one", method)
     assert (two["world_size"], one["world_size"], two["status"]) == (2, 1, "completed")
 

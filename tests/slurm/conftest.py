@@ -19,8 +19,9 @@ ROOT = Path(__file__).resolve().parents[2]
 START = ROOT / "scripts" / "slurm" / "start.sh"
 PACKAGES_UNAVAILABLE = 3  # start.sh's exit status when apt cannot install slurm-wlm/munge
 # Every multirun must finish well inside this; a job killed without a result pickle would otherwise hang
-# submitit forever (no slurmdbd, so sacct cannot report CANCELLED/FAILED).
-SWEEP_TIMEOUT_S = 150
+# submitit forever (no slurmdbd, so sacct cannot report CANCELLED/FAILED). Generous: the jobs share two cores with
+# the other pytest-xdist worker (scripts/test.sh), which may be running two processes of its own.
+SWEEP_TIMEOUT_S = 300
 
 
 @pytest.fixture(scope="session")

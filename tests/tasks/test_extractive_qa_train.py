@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import pytest
-from support import ROOT
+from support import ROOT, torchrun
 
 SQUAD_DIR = ROOT.parent / "shared" / "data" / "squad"
 TINY_QA = [f"data_dir={SQUAD_DIR}", "task.max_length=128", "task.options.doc_stride=32"]
@@ -47,8 +47,7 @@ def run(tmp_path, launcher: list[str], name: str) -> dict:
 
 @pytest.mark.slow
 def test_two_processes_give_the_same_em_and_f1(tmp_path) -> None:
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29547"]
-    two = run(tmp_path, torchrun, "two")
+    two = run(tmp_path, torchrun(2), "two")
     one = run(tmp_path, [sys.executable], "one")
     assert (two["world_size"], one["world_size"]) == (2, 1)
     # An odd number of windows in batches of 4 per process: the last batch is padded and its duplicates dropped.

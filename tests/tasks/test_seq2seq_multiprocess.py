@@ -10,7 +10,7 @@ import subprocess
 import sys
 
 import pytest
-from support import ROOT
+from support import ROOT, torchrun
 
 SUMMARIZATION = ROOT.parent / "shared" / "data" / "summarization"
 
@@ -23,8 +23,7 @@ def test_two_processes_generate_the_same_summaries_in_order(tmp_path) -> None:
     worker = str(ROOT / "tests" / "tasks" / "seq2seq_predict_worker.py")
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     outputs = {}
-    for name, launcher in (("one", [sys.executable]), ("two", [sys.executable, "-m", "torch.distributed.run",
-                                                               "--nproc_per_node", "2", "--master_port", "29548"])):
+    for name, launcher in (("one", [sys.executable]), ("two", torchrun(2))):
         result = subprocess.run([*launcher, worker, str(tmp_path / f"{name}.json")], cwd=ROOT, env=env,
                                 capture_output=True, text=True, timeout=600)
         assert result.returncode == 0, result.stderr[-3000:]
