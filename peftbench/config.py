@@ -168,7 +168,7 @@ class TrainerConfig:
     cpu: bool = False
     mixed_precision: str = "no"
     num_workers: int = 0
-    group_by_length: bool = True  # false: the papers' data order (uniform shuffle), padding and all
+    group_by_length: bool = False  # the papers' data order (uniform shuffle); true: length-grouped batches
 
     def __post_init__(self) -> None:
         positive = ("epochs", "batch_size", "eval_batch_size", "gradient_accumulation_steps", "log_every")

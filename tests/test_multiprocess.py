@@ -28,8 +28,8 @@ def run(tmp_path, launcher: list[str], name: str, *extra: str) -> dict:
 
 @pytest.mark.slow
 def test_two_processes_match_one_process(tmp_path) -> None:
-    two = run(tmp_path, torchrun(2), "two")
-    one = run(tmp_path, [sys.executable], "one")
+    two = run(tmp_path, torchrun(2), "two", "trainer.group_by_length=true")
+    one = run(tmp_path, [sys.executable], "one", "trainer.group_by_length=true")
     assert (two["world_size"], one["world_size"]) == (2, 1)
     assert two["status"] == "completed"
     losses_one = [h["train_loss"] for h in one["history"]]

@@ -79,7 +79,7 @@ def test_record_has_what_a_reader_needs(run_tiny, tmp_path) -> None:
 def test_record_reports_training_padding_with_and_without_grouping(tmp_path) -> None:
     """48 Rotten Tomatoes reviews of 8 to 64 tokens, in 6 batches of 8: grouping must pad less than the uniform
     shuffle, and the measured fraction of a whole epoch is the one computed from the lengths."""
-    grouped = train(compose(tiny_overrides(tmp_path, "task.max_length=64")))["cost"]
+    grouped = train(compose(tiny_overrides(tmp_path, "task.max_length=64", "trainer.group_by_length=true")))["cost"]
     assert grouped["group_by_length"] is True and grouped["examples_seen"] == 48
     assert grouped["padding_fraction"] == pytest.approx(grouped["padding_fraction_grouped"], abs=1e-6)
     assert grouped["padding_fraction"] < grouped["padding_fraction_ungrouped"]
