@@ -60,7 +60,9 @@ def run_config(args: argparse.Namespace, total_steps: int, *method: str) -> RunC
         f"model={args.model}", "task=rotten_tomatoes", f"task.max_length={args.max_length}",
         "task.max_eval_samples=32", "logger=none", "trainer.cpu=true", f"trainer.batch_size={args.batch_size}",
         "trainer.eval_batch_size=32", f"trainer.max_steps={total_steps}", f"trainer.eval_every={NEVER}",
-        "trainer.log_every=1", "experiment_name=benchmark", *method,
+        "trainer.log_every=1", "experiment_name=benchmark",
+        "paths.cache_dir=null",  # no tokenized-data cache: nothing written into the checkout, every run tokenizes
+        *method,
     ]
     if args.train_samples is not None:
         overrides.append(f"task.max_train_samples={args.train_samples}")

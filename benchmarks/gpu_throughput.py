@@ -88,7 +88,7 @@ def run_config(model: str, method: str, batch: int, steps: int, smoke: bool) -> 
                  *METHOD_OVERRIDES.get(method, []), "logger=none", f"trainer.batch_size={batch}",
                  f"trainer.max_steps={steps}", f"trainer.eval_every={NEVER}", "trainer.log_every=1",
                  f"trainer.cpu={str(smoke).lower()}", f"trainer.mixed_precision={'no' if smoke else 'bf16'}",
-                 "experiment_name=gpu_throughput"]
+                 "experiment_name=gpu_throughput", "paths.cache_dir=null"]
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         return validate(compose("config", overrides=overrides))
 
@@ -117,7 +117,7 @@ def time_harness(run: RunConfig, accelerator: Any, model: torch.nn.Module, metho
     model, loader, *optimizers = accelerator.prepare(model, loader, *optimizers)
     parts = Parts(model=model, method=method, family=family, train_loader=loader, eval_loaders={}, test_loaders={},
                   extra_loaders={}, optimizers=optimizers, data_info={}, parameters={},
-                  steps_per_epoch=len(loader))
+                  steps_per_epoch=len(loader), padding={})
     total = warmup + steps + TAIL
     schedulers = build_schedulers(run, optimizers, total)
     clock = StepClock()
