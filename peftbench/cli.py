@@ -7,6 +7,7 @@ validates every job before the launcher starts the first one. ``--help`` imports
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 from dataclasses import dataclass, field
@@ -360,6 +361,15 @@ def plan(overrides: list[str]) -> None:
     run_plan(overrides)
 
 
+def emit(text: str) -> None:
+    """Print help text; a reader that stops early (``--help | head``) ends the output quietly, not with a
+    BrokenPipeError traceback (stdout goes to /dev/null so the interpreter's final flush cannot fail again)."""
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] in (["plan"], ["report"]):
@@ -367,7 +377,7 @@ def main(argv: list[str] | None = None) -> None:
 
         command, rest = argv[0], argv[1:]
         if any(a in HELP for a in rest):
-            return print(help.plan_help() if command == "plan" else help.report_help())
+            return emit(help.plan_help() if command == "plan" else help.report_help())
         if command == "report":
             from peftbench.analysis.__main__ import main as report_main
 
@@ -379,7 +389,7 @@ def main(argv: list[str] | None = None) -> None:
     if any(a in HELP for a in argv):
         from peftbench import help
 
-        return print(help.main_help())
+        return emit(help.main_help())
     args = parse_args(argv)
     overrides = normalise(args.overrides)
     check_options(overrides)

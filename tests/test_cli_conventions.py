@@ -212,3 +212,15 @@ def test_preempted_single_run_ends_with_one_line_and_128_plus_signal(monkeypatch
     assert stopped.value.code == code
     assert capsys.readouterr().err == (
         "peftbench: preempted: stopped by SIGUSR1 after step 3; rerun the same command to resume\n")
+
+
+def test_help_into_a_closed_pipe_ends_quietly() -> None:
+    """`python -m peftbench --help | head`: the reader leaves early; no BrokenPipeError traceback."""
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-m", "peftbench", "--help"], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE)
+    child.stdout.close()  # no reader left: the child's first write fails with EPIPE
+    _, err = child.communicate(timeout=60)
+    assert child.returncode == 0 and b"Traceback" not in err, err.decode()
