@@ -76,3 +76,29 @@ def test_gpu_throughput_cpu_smoke_has_a_row_per_method():
             rows = re.findall(rf"^\| {name} \| {number} \| {number} \| {number} \| \d+\.\d{{3}} \| \d+\.\d{{3}} \|",
                               done.stdout, re.M)
             assert len(rows) == 2, done.stdout  # both tiny models, no error
+
+
+def test_step_clock_leaves_the_last_steps_evaluation_out(monkeypatch):
+    """fit logs a second time at an evaluation step, after evaluating; the clock keeps the training stamp, so a
+    slow evaluation at fit's last step is not charged to that step."""
+    import argparse
+    import time
+
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    from common import Harness, add_common_args, run_config
+
+    import peftbench.train
+
+    parser = argparse.ArgumentParser()
+    add_common_args(parser, steps=2, repeats=1)
+    args = parser.parse_args(TINY)
+    harness = Harness(run_config(args, 3, "method=lora"))
+    evaluate_step = peftbench.train.evaluate_step
+
+    def slow_evaluation(*positional, **named):
+        time.sleep(1.0)
+        return evaluate_step(*positional, **named)
+
+    monkeypatch.setattr(peftbench.train, "evaluate_step", slow_evaluation)
+    times = harness.time_steps(warmup=1, steps=2)
+    assert len(times) == 2 and max(times) < 1000, times
