@@ -42,6 +42,9 @@ def add_common_args(parser: argparse.ArgumentParser, steps: int, repeats: int) -
     parser.add_argument("--repeats", type=int, default=repeats, help="interleaved repeats per variant")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch.set_num_threads (1: steadiest when other processes share the cores)")
+    parser.add_argument("--shuffled", action="store_true",
+                        help="trainer.group_by_length=false: uniformly shuffled batches (longer, as before grouping "
+                             "became the default); default: the run's default, length-grouped batches")
     parser.add_argument("--train-samples", type=int, default=None,
                         help="task.max_train_samples (fewer examples to tokenise at setup; needs >= "
                              "(warmup + steps + 2) * batch size)")
@@ -64,6 +67,8 @@ def run_config(args: argparse.Namespace, total_steps: int, *method: str) -> RunC
         "paths.cache_dir=null",  # no tokenized-data cache: nothing written into the checkout, every run tokenizes
         *method,
     ]
+    if getattr(args, "shuffled", False):
+        overrides.append("trainer.group_by_length=false")
     if args.train_samples is not None:
         overrides.append(f"task.max_train_samples={args.train_samples}")
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):

@@ -5,10 +5,13 @@ and by a bare torch + peft loop, each as a separate whole process, alternating, 
     python benchmarks/whole_run.py --quick            # smoke: 64 sentences, 1 epoch (2 steps), 32 eval sentences
 
 Every contender composes the same config (``conf/`` plus the same overrides) and takes split, tokenisation, model,
-LoRA and hyperparameters from it (``benchmarks/quickstart.py``); all pad per batch (``DataCollatorWithPadding``),
-the comparison of overhead. ``--trainer-grouped`` adds Trainer with its length-grouped sampler (its best policy for
-time to result). Wall time is the whole process (imports, data, model load, training, evaluations, test, and for
-peftbench its records and report) as seen by a small wrapper process; peak memory is the contender's maximum
+LoRA and hyperparameters from it (``benchmarks/quickstart.py``). peftbench runs its defaults: length-grouped training
+batches and length-sorted evaluation (its best policy for time to result); Trainer and the bare loop pad each
+shuffled batch (``DataCollatorWithPadding``). ``--shuffled`` adds peftbench with ``trainer.group_by_length=false``
+(training batches padded as the others pad them: the comparison of overhead; its evaluation stays length-sorted),
+``--trainer-grouped`` adds Trainer with its length-grouped sampler (Trainer's best policy for time to result).
+Wall time is the whole process (imports, data, model load, training, evaluations, test, and for peftbench
+its records and report) as seen by a small wrapper process; peak memory is the contender's maximum
 resident set size (``getrusage(RUSAGE_CHILDREN)`` in that wrapper, so one contender per reading) and, on CUDA,
 ``torch.cuda.max_memory_allocated``. Orders alternate: A B C, C B A, A B C, ...
 """
@@ -42,10 +45,12 @@ def measure(command: list[str]) -> None:
     print(RESULT + json.dumps({"wall_s": wall, "peak_rss_mib": peak_kib / 1024, "rc": done.returncode}))
 
 
-def commands(overrides: list[str], grouped: bool) -> dict[str, list[str]]:
+def commands(overrides: list[str], grouped: bool, shuffled: bool = False) -> dict[str, list[str]]:
     python = sys.executable
     chosen = {
         "peftbench": [python, "-m", "peftbench", *overrides],
+        **({"peftbench+shuffled": [python, "-m", "peftbench", *overrides, "trainer.group_by_length=false"]}
+           if shuffled else {}),
         "trainer": [python, str(HERE / "whole_trainer.py"), *overrides],
         "bare": [python, str(HERE / "whole_bare.py"), *overrides],
     }
@@ -77,7 +82,7 @@ def run_once(name: str, command: list[str], scratch: Path, env: dict[str, str]) 
     outcome = last_result(done.stdout)
     if outcome.get("rc", 1) != 0 or done.returncode != 0:
         raise SystemExit(f"{name} failed (exit {outcome.get('rc', done.returncode)}):\n{done.stderr[-4000:]}")
-    result = peftbench_result(root) if name == "peftbench" else last_result(done.stdout.rsplit(RESULT, 1)[0])
+    result = peftbench_result(root) if name.startswith("peftbench") else last_result(done.stdout.rsplit(RESULT, 1)[0])
     return {**result, **outcome}
 
 
@@ -87,23 +92,24 @@ def fmt(value, spec: str) -> str:
 
 def table(runs: dict[str, list[dict]]) -> None:
     names = list(runs)
+    others = [name for name in ("trainer", "trainer+grouped", "bare") if name in runs]
     walls = {n: [r["wall_s"] for r in runs[n]] for n in names}
     print("\n| contender | wall s min / median | peak RSS MiB | CUDA peak MiB | val acc | test acc | "
-          "÷ trainer (median, paired) | ÷ bare (median, paired) |")
-    print("|---|---|---|---|---|---|---|---|")
+          f"{' | '.join(f'÷ {other} (median, paired)' for other in others)} |")
+    print("|---|---|---|---|---|---|" + "---|" * len(others))
     for name in names:
         cells = [name, f"{min(walls[name]):.1f} / {statistics.median(walls[name]):.1f}",
                  f"{max(r['peak_rss_mib'] for r in runs[name]):.0f}",
                  fmt(max((r.get("cuda_peak_mib") or 0) for r in runs[name]) or None, ".0f"),
                  " ".join(fmt(r.get("val_accuracy"), ".4f") for r in runs[name]),
                  " ".join(fmt(r.get("test_accuracy"), ".4f") for r in runs[name])]
-        for other in ("trainer", "bare"):
+        for other in others:
             paired = statistics.median(a / b for a, b in zip(walls[name], walls[other], strict=True))
             cells.append(f"{statistics.median(walls[name]) / statistics.median(walls[other]):.3f}, {paired:.3f}")
         print("| " + " | ".join(cells) + " |")
     for name in names:
-        print(f"ratio {name}/trainer: median {statistics.median(walls[name]) / statistics.median(walls['trainer']):.3f}"
-              f"  ratio {name}/bare: median {statistics.median(walls[name]) / statistics.median(walls['bare']):.3f}")
+        print("  ".join(f"ratio {name}/{other}: median "
+                        f"{statistics.median(walls[name]) / statistics.median(walls[other]):.3f}" for other in others))
 
 
 def main() -> None:
@@ -114,6 +120,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="whole runs per contender (alternating order)")
     parser.add_argument("--quick", action="store_true", help="smoke size: " + " ".join(QUICK))
     parser.add_argument("--trainer-grouped", action="store_true", help="add Trainer with group_by_length")
+    parser.add_argument("--shuffled", action="store_true",
+                        help="add peftbench with trainer.group_by_length=false (the padding policy of the others)")
     parser.add_argument("--threads", type=int, default=None, help="OMP_NUM_THREADS for every contender")
     parser.add_argument("overrides", nargs="*", help="more peftbench overrides, given to every contender")
     args = parser.parse_args()
@@ -122,7 +130,7 @@ def main() -> None:
            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     if args.threads is not None:
         env["OMP_NUM_THREADS"] = str(args.threads)
-    chosen = commands(overrides, args.trainer_grouped)
+    chosen = commands(overrides, args.trainer_grouped, args.shuffled)
     print(f"contenders: {', '.join(chosen)}; overrides: {' '.join(overrides)}; {args.repeats} repeats; "
           f"{os.cpu_count()} cpu cores; OMP_NUM_THREADS={env.get('OMP_NUM_THREADS', 'unset')}", flush=True)
     runs: dict[str, list[dict]] = {name: [] for name in chosen}

@@ -61,12 +61,14 @@ class LengthGroupedSampler(Sampler[int]):
         return iter(grouped_order(self.lengths, self.batch_size, self.seed + self.epoch))
 
 
-def padding_fraction(lengths: Sequence[int], order: Sequence[int], batch_size: int) -> float:
-    """Padding tokens over all tokens when ``order`` is cut into batches padded to their longest item."""
+def padding_fraction(lengths: Sequence[int], order: Sequence[int], batch_size: int,
+                     padded_length: int | None = None) -> float:
+    """Padding tokens over all tokens when ``order`` is cut into batches padded to their longest item (or to
+    ``padded_length`` when the family pads to a fixed length)."""
     real = padded = 0
     for start in range(0, len(order), batch_size):
         batch = [lengths[index] for index in order[start:start + batch_size]]
-        real, padded = real + sum(batch), padded + max(batch) * len(batch)
+        real, padded = real + sum(batch), padded + max(*batch, padded_length or 0) * len(batch)
     return round(1 - real / padded, 6) if padded else 0.0
 
 
@@ -110,7 +112,8 @@ def length_order(lengths: Sequence[int], start: int = 0, stop: int | None = None
 
 
 def train_loader(dataset: Dataset, batch_size: int, collate: Any, *, seed: int, group_by_length: bool,
-                 processes: int = 1, num_workers: int = 0) -> tuple[torch.utils.data.DataLoader, dict[str, Any]]:
+                 processes: int = 1, num_workers: int = 0,
+                 padded_length: int | None = None) -> tuple[torch.utils.data.DataLoader, dict[str, Any]]:
     """The training DataLoader (``batch_size`` per process) and the padding one epoch of it would have with and
     without grouping, computed from the lengths (the record's ``cost`` adds the measured fraction).
 
@@ -119,12 +122,12 @@ def train_loader(dataset: Dataset, batch_size: int, collate: Any, *, seed: int, 
     from torch.utils.data import DataLoader
 
     lengths = lengths_of(dataset)
-    shuffled = padding_fraction(lengths, random_order(len(lengths), seed), batch_size)
+    shuffled = padding_fraction(lengths, random_order(len(lengths), seed), batch_size, padded_length)
     padding = {"group_by_length": group_by_length, "padding_fraction_ungrouped": shuffled}
     if not group_by_length:  # shuffle=True: Accelerate swaps in its seedable sampler (the papers' data order)
         return DataLoader(dataset, batch_size=batch_size, shuffle=True, collate_fn=collate,
                           num_workers=num_workers), padding
     sampler = LengthGroupedSampler(lengths, batch_size * processes, seed)
-    padding["padding_fraction_grouped"] = padding_fraction(lengths, list(sampler), batch_size)
+    padding["padding_fraction_grouped"] = padding_fraction(lengths, list(sampler), batch_size, padded_length)
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, collate_fn=collate,
                       num_workers=num_workers), padding

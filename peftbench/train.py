@@ -97,7 +97,7 @@ def setup(run: RunConfig, accelerator: Accelerator, extra_sets: Any = None) -> P
     train_loader, padding = batching.train_loader(
         datasets["train"], run.trainer.batch_size // accelerator.num_processes, collate, seed=run.seed,
         group_by_length=run.trainer.group_by_length, processes=accelerator.num_processes,
-        num_workers=run.trainer.num_workers)
+        num_workers=run.trainer.num_workers, padded_length=family.padded_length())
     extra = extra_sets(datasets) if extra_sets else {}
     held_out = {**{n: datasets[n] for n in [*info["eval_sets"], *info["test_sets"]]}, **extra}
     batch = run.trainer.eval_batch_size

@@ -118,3 +118,15 @@ def test_method_hyperparameter_files_set_only_method_keys() -> None:
     for path in sorted((CONF / "method_hparams").rglob("*.yaml")):
         keys = set(yaml.safe_load(path.read_text()) or {})
         assert keys <= {"method"}, f"{path.relative_to(CONF)} sets {sorted(keys - {'method'})}"
+
+
+@pytest.mark.parametrize(("overrides", "grouped"), [
+    ([], True),  # the quickstart: length-grouped batches, less padding
+    (["+experiment=sora_glue_quick"], True),
+    (["+experiment=sora_glue"], False),  # a paper preset: the papers' uniform shuffle, their data order
+    (["+experiment=adalora_glue", "task=rte"], False),
+    (["+experiment=adalora_squad"], False),
+    (["+experiment=sora_glue", "trainer.group_by_length=true"], True),
+])
+def test_paper_presets_keep_the_papers_data_order(overrides: list[str], grouped: bool) -> None:
+    assert validate(compose(overrides)).trainer.group_by_length is grouped

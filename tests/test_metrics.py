@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
 from peftbench.tasks.classification.metrics import compute_metrics
@@ -40,3 +41,11 @@ def test_constant_predictions_give_zero_correlation_not_nan() -> None:
 def test_unknown_metric_is_named() -> None:
     with pytest.raises(KeyError, match="bleu"):
         compute_metrics(["bleu"], [1], [1])
+
+
+def test_accuracy_equals_scikit_learns() -> None:
+    from sklearn.metrics import accuracy_score
+
+    rng = np.random.default_rng(0)
+    labels, predictions = rng.integers(0, 3, 101), rng.integers(0, 3, 101)
+    assert compute_metrics(["accuracy"], predictions, labels)["accuracy"] == accuracy_score(labels, predictions)

@@ -75,7 +75,12 @@ class TaskFamily(ABC):
 
     @abstractmethod
     def collator(self, tokenizer: Any) -> Any:
-        """Batches features (dynamic padding)."""
+        """Batches features (dynamic padding, unless :meth:`padded_length` says otherwise)."""
+
+    def padded_length(self) -> int | None:
+        """The length every batch is padded to when the family pads to a fixed length (``None``: to the batch's
+        longest input); the padding fractions in a run's ``cost`` are computed with it."""
+        return None
 
     def evaluation_order(self, dataset: Any) -> list[int]:
         """The order in which a held-out set is evaluated: longest input first, so that batches pad little.

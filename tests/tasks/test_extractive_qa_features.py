@@ -126,3 +126,27 @@ def test_predict_strips_virtual_tokens_and_returns_every_feature_once() -> None:
             np.testing.assert_allclose(shifted[i][0], direct.start_logits[0, 2:].numpy(), atol=1e-5)
             np.testing.assert_allclose(shifted[i][1], direct.end_logits[0, 2:].numpy(), atol=1e-5)
             np.testing.assert_allclose(plain[i][0], model(**item).start_logits[0].numpy(), atol=1e-5)
+
+
+@pytest.mark.parametrize("pad_to_max_length", [True, False])
+def test_a_windows_loss_depends_on_its_batch_only_with_dynamic_padding(pad_to_max_length: bool) -> None:
+    """HF's QA heads take the start/end softmax over every position, padding included: with dynamic padding the
+    same window's loss changes with the longest window of its batch (and so with length grouping and with the
+    number of processes); padded to ``task.max_length``, as AdaLoRA's run_qa.py does, it does not."""
+    run, qa, tokenizer = setup("task.max_length=48", "task.options.doc_stride=8",
+                               f"task.options.pad_to_max_length={str(pad_to_max_length).lower()}")
+    short = Example(id="short", title="T", context="red cat", question="which animal?", answers=("cat",),
+                    starts=(4,))
+    features = qa.featurize([short, long_example(20)], tokenizer)
+    collate = qa.collator(tokenizer)
+    torch.manual_seed(0)
+    model = build_model(run.model, None, model_class=qa.model_class).eval()
+    with torch.no_grad():
+        alone = model(**collate([features[0]])).loss
+        beside_a_longer_one = model(**collate([features[0], features[1]]))
+        pairs = collate([features[0], features[1]])
+        first = {key: value[:1] for key, value in pairs.items()}
+        in_batch = model(**first).loss  # the same window, padded as its batch was
+    assert features.length(1) > features.length(0) and beside_a_longer_one.loss is not None
+    assert torch.isclose(alone, in_batch, atol=1e-6) == pad_to_max_length
+    assert (collate([features[0]])["input_ids"].shape[1] == 48) == pad_to_max_length

@@ -32,10 +32,11 @@ def test_tiny_run_records_squad_metrics(run_tiny, task: str, metrics: set[str]) 
     assert record["data"]["used"]["validation"] >= 32  # 32 questions, one or more windows each
 
 
-def run(tmp_path, launcher: list[str], name: str) -> dict:
+def run(tmp_path, launcher: list[str], name: str, *extra: str) -> dict:
     args = ["model=tiny_bert", "trainer=tiny", "task=squad", "method=lora", "budget=r2", "task.max_train_samples=64",
             "task.max_eval_samples=45", "trainer.eval_batch_size=4", f"paths.results_dir={tmp_path}",
-            f"paths.report_dir={tmp_path / 'reports'}", f"experiment_name={name}", "logger=none", *TINY_QA, *NO_DROPOUT]
+            f"paths.report_dir={tmp_path / 'reports'}", f"experiment_name={name}", "logger=none", *TINY_QA, *NO_DROPOUT,
+            *extra]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     result = subprocess.run([*launcher, "-m", "peftbench", *args], cwd=ROOT, env=env, capture_output=True,
                             text=True, timeout=600)
@@ -47,8 +48,10 @@ def run(tmp_path, launcher: list[str], name: str) -> dict:
 
 @pytest.mark.slow
 def test_two_processes_give_the_same_em_and_f1(tmp_path) -> None:
-    two = run(tmp_path, torchrun(2), "two")
-    one = run(tmp_path, [sys.executable], "one")
+    """With length grouping, where each process pads only its own slice of a global batch: windows padded to
+    task.max_length keep the QA loss (a softmax over every position) the same on 1 and 2 processes."""
+    two = run(tmp_path, torchrun(2), "two", "trainer.group_by_length=true")
+    one = run(tmp_path, [sys.executable], "one", "trainer.group_by_length=true")
     assert (two["world_size"], one["world_size"]) == (2, 1)
     # An odd number of windows in batches of 4 per process: the last batch is padded and its duplicates dropped.
     assert one["data"]["used"]["validation"] % 8 != 0

@@ -4,7 +4,11 @@ feature, scoring maps features back to examples (``postprocess``) and applies th
 
 Knobs in ``task.options`` (checked in :meth:`check_config`): ``doc_stride`` (overlap of consecutive windows,
 tokens), ``n_best`` (start and end candidates per feature), ``max_answer_length`` (tokens),
-``null_threshold`` (v2.0: a question is answered empty when null score - best span score exceeds it).
+``null_threshold`` (v2.0: a question is answered empty when null score - best span score exceeds it),
+``pad_to_max_length`` (pad every window to ``task.max_length``, as AdaLoRA's released ``run_qa.py`` does by default;
+the start/end losses of Hugging Face's QA heads take a softmax over every position, padding included, so with
+dynamic padding the loss of a window depends on the batch it lands in, and with it the run on length grouping
+and on the number of processes).
 """
 
 from __future__ import annotations
@@ -19,7 +23,8 @@ from peftbench.tasks.base import TaskFamily, TaskSplits
 from peftbench.tasks.extractive_qa import features, metrics, sources
 from peftbench.tasks.extractive_qa.postprocess import answer_example
 
-OPTIONS: dict[str, Any] = {"doc_stride": 128, "n_best": 20, "max_answer_length": 30, "null_threshold": 0.0}
+OPTIONS: dict[str, Any] = {"doc_stride": 128, "n_best": 20, "max_answer_length": 30, "null_threshold": 0.0,
+                           "pad_to_max_length": True}
 VERSIONS = ("1.1", "2.0")
 METRICS = {
     "1.1": ("exact_match", "f1"),
@@ -66,6 +71,9 @@ class ExtractiveQA(TaskFamily):
         if options["doc_stride"] >= self.task.max_length:
             raise ValueError(f"task.options.doc_stride={options['doc_stride']} must be smaller than "
                              f"task.max_length={self.task.max_length}")
+        if not isinstance(options["pad_to_max_length"], bool):
+            raise ValueError(f"task.options.pad_to_max_length must be true or false, got "
+                             f"{options['pad_to_max_length']!r}")
         if isinstance(options["null_threshold"], bool) or not isinstance(options["null_threshold"], int | float):
             raise ValueError(f"task.options.null_threshold must be a number, got {options['null_threshold']!r}")
         unknown_metrics = [m for m in self.task.metrics if m not in METRICS[self.version]]
@@ -89,7 +97,10 @@ class ExtractiveQA(TaskFamily):
         return features.featurize(examples, tokenizer, self.task.max_length, self.options["doc_stride"])
 
     def collator(self, tokenizer: Any) -> features.Collator:
-        return features.Collator(tokenizer)
+        return features.Collator(tokenizer, self.padded_length())
+
+    def padded_length(self) -> int | None:
+        return self.task.max_length if self.options["pad_to_max_length"] else None
 
     @torch.no_grad()
     def predict(self, model: Any, loader: Any, accelerator: Any, method: Any, *,

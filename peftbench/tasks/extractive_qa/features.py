@@ -111,10 +111,12 @@ def featurize(examples: list[Example], tokenizer: Any, max_length: int, doc_stri
 
 
 class Collator:
-    """Dynamic padding of the model inputs; span labels and feature ids become tensors."""
+    """Padding of the model inputs, to ``max_length`` or (``None``) to the batch's longest window; span labels and
+    feature ids become tensors."""
 
-    def __init__(self, tokenizer: Any) -> None:
-        self.pad = DataCollatorWithPadding(tokenizer)
+    def __init__(self, tokenizer: Any, max_length: int | None = None) -> None:
+        fixed = {"padding": "max_length", "max_length": max_length} if max_length is not None else {}
+        self.pad = DataCollatorWithPadding(tokenizer, **fixed)
 
     def __call__(self, items: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         extra = [k for k in ("start_positions", "end_positions", "feature_index") if k in items[0]]
