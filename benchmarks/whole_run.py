@@ -122,6 +122,8 @@ def main() -> None:
     parser.add_argument("--trainer-grouped", action="store_true", help="add Trainer with group_by_length")
     parser.add_argument("--shuffled", action="store_true",
                         help="add peftbench with trainer.group_by_length=false (the padding policy of the others)")
+    parser.add_argument("--only", default=None,
+                        help="comma-separated contenders to run (e.g. peftbench,trainer+grouped); default: all chosen")
     parser.add_argument("--threads", type=int, default=None, help="OMP_NUM_THREADS for every contender")
     parser.add_argument("overrides", nargs="*", help="more peftbench overrides, given to every contender")
     args = parser.parse_args()
@@ -131,6 +133,12 @@ def main() -> None:
     if args.threads is not None:
         env["OMP_NUM_THREADS"] = str(args.threads)
     chosen = commands(overrides, args.trainer_grouped, args.shuffled)
+    if args.only:
+        wanted = args.only.split(",")
+        unknown = sorted(set(wanted) - set(chosen))
+        if unknown:
+            raise SystemExit(f"--only: unknown contender(s) {unknown}; choose from {sorted(chosen)}")
+        chosen = {name: command for name, command in chosen.items() if name in wanted}
     print(f"contenders: {', '.join(chosen)}; overrides: {' '.join(overrides)}; {args.repeats} repeats; "
           f"{os.cpu_count()} cpu cores; OMP_NUM_THREADS={env.get('OMP_NUM_THREADS', 'unset')}", flush=True)
     runs: dict[str, list[dict]] = {name: [] for name in chosen}

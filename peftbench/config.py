@@ -168,7 +168,8 @@ class TrainerConfig:
     cpu: bool = False
     mixed_precision: str = "no"
     num_workers: int = 0
-    group_by_length: bool = False  # the papers' data order (uniform shuffle); true: length-grouped batches
+    group_by_length: bool = True  # length-grouped batches; false: the papers' data order (uniform shuffle)
+    malloc_mmap_threshold_mb: float | None = None  # peftbench/heap.py; None: glibc's own, growing threshold
 
     def __post_init__(self) -> None:
         positive = ("epochs", "batch_size", "eval_batch_size", "gradient_accumulation_steps", "log_every")
@@ -181,6 +182,10 @@ class TrainerConfig:
         for key in ("warmup_steps",):
             if getattr(self, key) is not None and getattr(self, key) < 0:
                 raise ValueError(f"trainer.{key} must be >= 0 or null (warmup_ratio decides), got {getattr(self, key)}")
+        threshold = self.malloc_mmap_threshold_mb
+        if threshold is not None and not (math.isfinite(threshold) and 0 < threshold <= 32):
+            raise ValueError(f"trainer.malloc_mmap_threshold_mb must lie in (0, 32] (glibc's range) or be null, "
+                             f"got {threshold}")
         if self.num_workers < 0:
             raise ValueError(f"trainer.num_workers must be >= 0 (0 loads batches in the main process), "
                              f"got {self.num_workers}")

@@ -16,7 +16,7 @@ from typing import Any
 from accelerate import Accelerator
 from accelerate.utils import DataLoaderConfiguration, broadcast_object_list
 
-from peftbench import checkpoint, records, tasks
+from peftbench import checkpoint, heap, records, tasks
 from peftbench.budget import fit_budget
 from peftbench.checkpoint import Preempted
 from peftbench.config import ConfigError, RunConfig
@@ -91,6 +91,7 @@ def execute(run: RunConfig, run_dir: Path, body: Any, **record_fields: Any) -> d
         print(f"skipping {run.run_id}: completed record at {run_dir / records.RECORD_NAME} (force=true re-runs it)")
         return records.read_record(run_dir)
     run = preflight(run)
+    heap.fix_mmap_threshold(run.trainer.malloc_mmap_threshold_mb)
     accelerator = make_accelerator(run)
     with records.run_lock(run_dir, held=accelerator.is_main_process):
         # Another attempt at the same run may have finished while this one waited for the lock.

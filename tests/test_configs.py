@@ -50,6 +50,7 @@ def test_run_id_is_deterministic_and_config_sensitive() -> None:
         (["trainer.epochs=two"], "trainer.epochs"),
         (["+method.rank=4"], "method.rank: unknown key"),
         (["logger.name=tensorboard"], "logger.name: 'tensorboard'"),
+        (["trainer.malloc_mmap_threshold_mb=64"], "trainer.malloc_mmap_threshold_mb must lie in (0, 32]"),
     ],
 )
 def test_bad_values_fail_with_one_line(overrides: list[str], message: str) -> None:

@@ -17,7 +17,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 
 MIN_SEEDS = 3
 CONFIDENCE = 0.95
@@ -66,6 +65,8 @@ def t_interval(values: list[float] | np.ndarray, confidence: float = CONFIDENCE)
     std = float(values.std(ddof=1)) if n > 1 else float("nan")
     if n < MIN_SEEDS:
         return Interval(mean, std, n, float("nan"), float("nan"))
+    from scipy import stats  # here: a report of single-seed runs (every run's own report) never needs it
+
     half = float(stats.t.ppf((1 + confidence) / 2, n - 1)) * std / np.sqrt(n)
     return Interval(mean, std, n, mean - half, mean + half)
 
@@ -97,5 +98,7 @@ def paired_test(method: Mapping[object, float], reference: Mapping[object, float
     p_perm = sign_flip_p(differences)
     if np.allclose(differences, differences[0]):
         return PairedTest(n, diff, nan, nan, p_perm, "no t-test: the difference is the same on every seed")
+    from scipy import stats
+
     result = stats.ttest_rel([method[s] for s in shared], [reference[s] for s in shared])
     return PairedTest(n, diff, float(result.statistic), float(result.pvalue), p_perm, "")

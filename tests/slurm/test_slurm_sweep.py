@@ -115,8 +115,12 @@ def test_preempted_peftbench_run_checkpoints_requeues_and_resumes(slurm_cluster,
         log = lambda: next(results.rglob("metrics.jsonl"), None)  # noqa: E731
         wait_until(lambda: log() is not None and log().read_text().count("\n") >= 3, "training to start", 300)
         subprocess.run(["scancel", "--signal=USR2", f"--name={job_name}"], check=True)
-        # SLURM holds a requeued job for ~2 minutes (Reason=BeginTime); release it now.
-        for job_id in wait_until(lambda: pending_ids(job_name), "the job to be requeued", 300):
+        # SLURM holds a requeued job for ~2 minutes (Reason=BeginTime); release it sooner, but not within the
+        # second of the requeue: slurmd rejects a launch credential issued in the second its old one was revoked
+        # ("Killing non-startable batch JobId=84: Job credential revoked", seen once on a loaded CI machine).
+        pending = wait_until(lambda: pending_ids(job_name), "the job to be requeued", 300)
+        time.sleep(3)
+        for job_id in pending:
             subprocess.run(["scontrol", "update", f"JobId={job_id}", "StartTime=now"], check=True)
         output, _ = launcher.communicate(timeout=600)
     finally:
