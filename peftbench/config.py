@@ -390,7 +390,9 @@ def _family_checks(run: RunConfig) -> None:
     try:
         tasks.family_for(run.task).check_config()
     except (KeyError, ValueError) as error:
-        raise ConfigError(str(error).splitlines()[0].strip("'\"")) from None
+        # str(KeyError) quotes its message; args[0] is the message itself (a ValueError's may end in a repr)
+        message = str(error.args[0]) if error.args else str(error)
+        raise ConfigError(message.splitlines()[0]) from None
 
 
 def validate(cfg: DictConfig) -> RunConfig:

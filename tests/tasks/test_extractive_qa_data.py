@@ -83,7 +83,7 @@ def test_unanswerable_question_needs_v2(tmp_path) -> None:
     ("task.options.n_best=0", "task.options.n_best must be an integer >= 1"),
     ("task.source.version=3", "task.source.version"),
     ("task.metrics=[accuracy]", "not SQuAD v1.1 metrics"),
-    ("task.options.pad_to_max_length=1", "task.options.pad_to_max_length must be true or false"),
+    ("task.options.pad_to_max_length=yes", "task.options.pad_to_max_length must be true or false, got 'yes'"),
 ])
 def test_config_errors_are_one_line(override: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
