@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import Subset
 
+from peftbench.batching import base_dataset
 from peftbench.tasks.base import TaskFamily, TaskSplits
 from peftbench.tasks.extractive_qa import features, metrics, sources
 from peftbench.tasks.extractive_qa.postprocess import answer_example
@@ -32,12 +32,6 @@ METRICS = {
             "NoAns_total", "best_exact", "best_exact_thresh", "best_f1", "best_f1_thresh"),
 }
 PAD_LOGIT = -1e4  # fills logits padded across processes; trimmed away before post-processing
-
-
-def _base(dataset: Any) -> features.QAFeatures:
-    while isinstance(dataset, Subset):
-        dataset = dataset.dataset
-    return dataset
 
 
 class ExtractiveQA(TaskFamily):
@@ -111,7 +105,7 @@ class ExtractiveQA(TaskFamily):
         model.eval()
         unwrapped = accelerator.unwrap_model(model)
         skip, at = method.virtual_tokens(), method.virtual_token_position()
-        dataset = _base(loader.dataset)
+        dataset = base_dataset(loader.dataset)
         gathered: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         with dataset.with_feature_ids():
             for batch in loader:
@@ -134,7 +128,7 @@ class ExtractiveQA(TaskFamily):
 
     def answers(self, predictions: dict[int, tuple[np.ndarray, np.ndarray]], dataset: Any) -> dict[str, Any]:
         """The post-processed answer of every example that has at least one predicted feature, by question id."""
-        base = _base(dataset)
+        base = base_dataset(dataset)
         by_example: dict[int, list] = {}
         for feature in sorted(predictions):
             start, end = predictions[feature]
@@ -146,7 +140,7 @@ class ExtractiveQA(TaskFamily):
                 for i, windows in sorted(by_example.items())}
 
     def score(self, predictions: dict[int, tuple[np.ndarray, np.ndarray]], dataset: Any) -> dict[str, float]:
-        base = _base(dataset)
+        base = base_dataset(dataset)
         answers = self.answers(predictions, dataset)
         golds = {e.id: e.answers for e in base.examples if e.id in answers}
         texts = {qid: a.text for qid, a in answers.items()}
