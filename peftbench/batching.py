@@ -3,8 +3,9 @@ length order, with the predictions put back in dataset order by each family.
 
 Grouping follows the "mega-batch" recipe of fairseq and HF's ``LengthGroupedSampler``: a seeded permutation is cut
 into mega-batches of ``MEGA_BATCHES`` batches, each mega-batch is sorted by length and cut into batches, and the
-batches are shuffled. The order depends only on the seed and the epoch (no global RNG), so every process computes
-the same one and Accelerate's sharding and ``skip_first_batches`` (mid-epoch resume) work as with its own sampler.
+batches are shuffled, except that the batch holding the longest example goes first (as HF's sampler does). The
+order depends only on the seed and the epoch (no global RNG), so every process computes the same one and
+Accelerate's sharding and ``skip_first_batches`` (mid-epoch resume) work as with its own sampler.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ def lengths_of(dataset: Any) -> list[int]:
 
 
 def grouped_order(lengths: Sequence[int], batch_size: int, seed: int, mega_batches: int = MEGA_BATCHES) -> list[int]:
-    """A permutation whose consecutive ``batch_size`` chunks hold similar lengths, in a seeded random batch order."""
+    """A permutation whose consecutive ``batch_size`` chunks hold similar lengths, in a seeded random batch order
+    that starts with the longest batch."""
     generator = torch.Generator().manual_seed(seed)
     order = torch.randperm(len(lengths), generator=generator).tolist()
     span = mega_batches * batch_size
@@ -41,6 +43,10 @@ def grouped_order(lengths: Sequence[int], batch_size: int, seed: int, mega_batch
     # DataLoader cuts (a short batch in the middle would shift the cuts and mix lengths again).
     short = [batches.pop()] if batches and len(batches[-1]) < batch_size else []
     shuffled = [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
+    # The longest batch goes first, as in HF's sampler: a run that cannot fit it fails at step 1, and the
+    # allocator meets the largest activations before smaller ones fragment its heap (whole-run peak memory).
+    longest = max(range(len(shuffled)), key=lambda i: max(lengths[index] for index in shuffled[i]), default=0)
+    shuffled[0:0] = [shuffled.pop(longest)] if shuffled else []
     return [index for batch in [*shuffled, *short] for index in batch]
 
 

@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
-from peftbench import batching, checkpoint, datacache, methods, records, tasks
+from peftbench import batching, checkpoint, datacache, heap, methods, records, tasks
 from peftbench.checkpoint import LoopState, Preempted, StopFlag
 from peftbench.config import RunConfig, validate
 from peftbench.loggers import build_loggers
@@ -123,6 +123,7 @@ def evaluate_sets(accelerator: Accelerator, parts: Parts, loaders: dict[str, Dat
         prefix = "" if name == "validation" else f"{name}_"
         scores = parts.family.evaluate(parts.model, loader, accelerator, parts.method, final=final)
         metrics.update({prefix + key: value for key, value in scores.items()})
+    heap.release()  # the evaluation's batch shapes would otherwise fragment the heap of the next training steps
     return metrics
 
 

@@ -39,6 +39,15 @@ def test_grouped_batches_pad_less_and_keep_the_short_batch_last() -> None:
     assert grouped < shuffled / 3
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_the_longest_batch_runs_first(seed: int) -> None:
+    """As in HF's sampler: a batch that does not fit fails at step 1, and the heap meets its largest need first."""
+    batches = batches_of(batching.grouped_order(LENGTHS, 8, seed=seed, mega_batches=5), 8)
+    longest = [max(LENGTHS[i] for i in batch) for batch in batches[:-1]]
+    assert longest[0] == max(longest) == max(LENGTHS)
+    assert len(batches[-1]) == len(LENGTHS) % 8  # the short batch stays last
+
+
 def test_padding_fraction_counts_pad_tokens() -> None:
     assert batching.padding_fraction([2, 4, 3, 3], [0, 1, 2, 3], 2) == pytest.approx(1 - 12 / 14, abs=1e-6)
 

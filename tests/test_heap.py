@@ -42,3 +42,32 @@ def test_a_fixed_threshold_keeps_blocks_in_their_own_mappings() -> None:
 
 def test_no_threshold_changes_nothing() -> None:
     assert heap.fix_mmap_threshold(None) is False
+
+
+RELEASE = """
+import ctypes
+from peftbench import heap
+
+def resident_mib():
+    return int(open("/proc/self/statm").read().split()[1]) * 4096 >> 20
+
+libc = ctypes.CDLL("libc.so.6")
+libc.malloc.restype, libc.free.argtypes, libc.memset.argtypes = ctypes.c_void_p, [ctypes.c_void_p], [
+    ctypes.c_void_p, ctypes.c_int, ctypes.c_size_t]
+heap.fix_mmap_threshold(16)  # every block below from the heap, as after glibc has raised its threshold
+blocks = [libc.malloc(1 << 20) for _ in range(200)]
+for block in blocks:
+    libc.memset(block, 1, 1 << 20)
+for block in blocks[:-1]:  # the last one stays: the freed pages sit below it, where the heap cannot shrink
+    libc.free(block)
+before = resident_mib()
+print(heap.release(), before - resident_mib())
+"""
+
+
+@linux_glibc
+def test_release_returns_free_pages_below_live_blocks() -> None:
+    released, freed_mib = subprocess.run([sys.executable, "-c", RELEASE], capture_output=True, text=True,
+                                         check=True).stdout.split()
+    assert released == "True"
+    assert int(freed_mib) > 150  # 199 MiB were free under the last live block

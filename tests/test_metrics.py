@@ -49,3 +49,39 @@ def test_accuracy_equals_scikit_learns() -> None:
     rng = np.random.default_rng(0)
     labels, predictions = rng.integers(0, 3, 101), rng.integers(0, 3, 101)
     assert compute_metrics(["accuracy"], predictions, labels)["accuracy"] == accuracy_score(labels, predictions)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_f1_and_matthews_equal_scikit_learns(seed: int) -> None:
+    from sklearn.metrics import f1_score, matthews_corrcoef
+
+    rng = np.random.default_rng(seed)
+    size = int(rng.integers(1, 60))
+    labels, predictions = rng.integers(0, 2, size), rng.integers(0, 2, size)
+    values = compute_metrics(["f1", "matthews_correlation"], predictions, labels)
+    assert values["f1"] == pytest.approx(f1_score(labels, predictions, zero_division=0))
+    assert values["matthews_correlation"] == pytest.approx(matthews_corrcoef(labels, predictions))
+    three = rng.integers(0, 3, size), rng.integers(0, 3, size)  # MCC's multiclass form (Gorodkin's R_K)
+    assert compute_metrics(["matthews_correlation"], *three)["matthews_correlation"] == pytest.approx(
+        matthews_corrcoef(three[1], three[0]))
+
+
+@pytest.mark.parametrize(("predictions", "labels"), [([0, 0, 0], [0, 0, 0]), ([1, 1, 1], [1, 1, 1]),
+                                                     ([0, 0, 0], [0, 1, 1]), ([1, 1], [0, 0])])
+def test_degenerate_f1_and_matthews_equal_scikit_learns(predictions: list[int], labels: list[int]) -> None:
+    from sklearn.metrics import f1_score, matthews_corrcoef
+
+    values = compute_metrics(["f1", "matthews_correlation"], predictions, labels)
+    assert values["f1"] == f1_score(labels, predictions, zero_division=0)
+    assert values["matthews_correlation"] == matthews_corrcoef(labels, predictions)
+
+
+def test_a_classification_run_does_not_import_scikit_learn() -> None:
+    """Its import costs every run ~1 s and ~100 MB at the first evaluation (the metrics module's docstring)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from peftbench.tasks.classification.metrics import compute_metrics; "
+            "compute_metrics(['accuracy', 'f1', 'matthews_correlation'], [1, 0], [1, 1]); "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('sklearn', 'scipy', 'pandas')))")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "[]\n"
