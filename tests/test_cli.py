@@ -94,3 +94,12 @@ def test_sparsity_recipe_runs_from_the_cli(tmp_path) -> None:
     (record,) = (tmp_path / "results" / "sora_sparsity_quick").rglob("run.json")
     assert '"recipe": "sora_sparsity"' in record.read_text()
     assert list((tmp_path / "reports" / "sora_sparsity_quick").rglob("sora_curves_*.png"))
+
+
+def test_the_collector_is_off_for_imports_and_on_for_the_run() -> None:
+    """``settle_collector`` freezes what the imports made, once, and switches the collector back on."""
+    code = ("import gc; from peftbench import cli; gc.disable(); import torch; cli.settle_collector(); "
+            "frozen = gc.get_freeze_count(); junk = [[] for _ in range(1000)]; cli.settle_collector(); "
+            "print(gc.isenabled(), frozen > 50_000, gc.get_freeze_count() == frozen)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.split() == ["True", "True", "True"]
