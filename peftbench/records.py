@@ -33,7 +33,8 @@ from typing import Any
 
 SCHEMA_VERSION = 1
 RECORD_NAME = "run.json"
-PACKAGES = ("torch", "transformers", "peft", "accelerate", "datasets", "hydra-core", "numpy", "scikit-learn")
+PACKAGES = ("torch", "transformers", "peft", "accelerate", "datasets", "hydra-core", "numpy", "scipy",
+            "rouge-score")  # scipy: STS-B correlations; rouge-score: summarization
 
 
 class RecordError(ValueError):
