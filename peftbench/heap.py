@@ -1,4 +1,5 @@
-"""An opt-in C heap that does not grow with a run's batch shapes (glibc, Linux).
+"""A run's C heap (glibc, Linux): free pages handed back after each evaluation, and an opt-in fixed mmap
+threshold so that the heap does not grow with the batch shapes at all.
 
 glibc serves a block of at least ``M_MMAP_THRESHOLD`` bytes with its own ``mmap`` and returns it to the system when
 it is freed, but it raises that threshold to the size of every such block freed (up to 32 MiB). After the first

@@ -1,5 +1,6 @@
 """peftbench.heap: with the threshold fixed, a block above it keeps its own mapping even after glibc would have
-raised its threshold (a freed 8 MiB block raises it to 8 MiB, so a 4 MiB block then comes from the heap)."""
+raised its threshold (a freed 8 MiB block raises it to 8 MiB, so a 4 MiB block then comes from the heap); and
+``release`` hands back free pages that sit below a live block."""
 
 from __future__ import annotations
 
