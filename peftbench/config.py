@@ -169,6 +169,7 @@ class TrainerConfig:
     mixed_precision: str = "no"
     num_workers: int = 0
     group_by_length: bool = True  # length-grouped batches; false: the papers' data order (uniform shuffle)
+    merge_for_evaluation: bool = True  # evaluate through W0 + ΔW (peftbench/methods/merging.py)
     malloc_mmap_threshold_mb: float | None = None  # peftbench/heap.py; None: glibc's own, growing threshold
 
     def __post_init__(self) -> None:

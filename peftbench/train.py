@@ -5,6 +5,7 @@ of one run. A run's life around it (skip, lock, resume, record) is in :mod:`peft
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 import time
@@ -24,6 +25,7 @@ from peftbench import batching, checkpoint, datacache, heap, methods, records, t
 from peftbench.checkpoint import LoopState, Preempted, StopFlag
 from peftbench.config import RunConfig, validate
 from peftbench.loggers import build_loggers
+from peftbench.methods.merging import merged_for_evaluation
 from peftbench.models import build_model, build_tokenizer, model_spec
 from peftbench.run import execute, make_accelerator, run_dir_of  # noqa: F401 - make_accelerator for recipes
 from peftbench.tasks.base import TaskFamily
@@ -45,6 +47,7 @@ class Parts:
     parameters: dict[str, int]
     steps_per_epoch: int
     padding: dict[str, Any]  # training padding of one epoch, with and without length grouping (from lengths)
+    merge_for_evaluation: bool = True  # evaluate through merged weights where the method's modules allow it
 
 
 def build_data(run: RunConfig, family: TaskFamily, tokenizer: Any) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -111,6 +114,7 @@ def setup(run: RunConfig, accelerator: Accelerator, extra_sets: Any = None) -> P
                  test_loaders={n: loaders[n] for n in info["test_sets"]},
                  extra_loaders={n: loaders[n] for n in extra}, optimizers=rest[len(loaders):],
                  data_info=info, parameters=parameters, padding=padding,
+                 merge_for_evaluation=run.trainer.merge_for_evaluation,
                  steps_per_epoch=math.ceil(len(train_loader) / run.trainer.gradient_accumulation_steps))
 
 
@@ -119,10 +123,13 @@ def evaluate_sets(accelerator: Accelerator, parts: Parts, loaders: dict[str, Dat
     """Metrics of every set; validation keeps plain names, other sets are prefixed (``mismatched_accuracy``).
     ``final``: the run's last evaluation or the test sets (a family may evaluate more cheaply before)."""
     metrics = {}
-    for name, loader in loaders.items():
-        prefix = "" if name == "validation" else f"{name}_"
-        scores = parts.family.evaluate(parts.model, loader, accelerator, parts.method, final=final)
-        metrics.update({prefix + key: value for key, value in scores.items()})
+    merged = merged_for_evaluation(accelerator.unwrap_model(parts.model)) if parts.merge_for_evaluation \
+        else contextlib.nullcontext()
+    with merged:
+        for name, loader in loaders.items():
+            prefix = "" if name == "validation" else f"{name}_"
+            scores = parts.family.evaluate(parts.model, loader, accelerator, parts.method, final=final)
+            metrics.update({prefix + key: value for key, value in scores.items()})
     heap.release()  # the evaluation's batch shapes would otherwise fragment the heap of the next training steps
     return metrics
 

@@ -50,6 +50,10 @@ class SoRALinear(LinearWrapper):
     def nonzero_rank(self) -> int:
         return int(torch.count_nonzero(self.gate.detach()))
 
+    def delta_weight(self) -> torch.Tensor:
+        """ΔW = W_u diag(g) W_d · scaling, shape (out, in): the update as one matrix (merged evaluation)."""
+        return (self.lora_B * self.gate) @ self.lora_A * self.scaling
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         down = self.dropout(x) @ self.lora_A.T  # (..., r)
         return self.base(x) + (down * self.gate) @ self.lora_B.T * self.scaling  # (..., out)
@@ -80,6 +84,10 @@ class LoRALinear(LinearWrapper):
 
     def nonzero_rank(self) -> int:
         return self.r
+
+    def delta_weight(self) -> torch.Tensor:
+        """ΔW = B A · scaling, shape (out, in) (merged evaluation); zero at rank 0."""
+        return self.lora_B @ self.lora_A * self.scaling
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.base(x) + (self.dropout(x) @ self.lora_A.T) @ self.lora_B.T * self.scaling
