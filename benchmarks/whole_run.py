@@ -9,7 +9,8 @@ LoRA and hyperparameters from it (``benchmarks/quickstart.py``). peftbench runs 
 batches and length-sorted evaluation (its best policy for time to result); Trainer and the bare loop pad each
 shuffled batch (``DataCollatorWithPadding``). ``--shuffled`` adds peftbench with ``trainer.group_by_length=false``
 (training batches padded as the others pad them: the comparison of overhead; its evaluation stays length-sorted),
-``--trainer-grouped`` adds Trainer with its length-grouped sampler (Trainer's best policy for time to result).
+``--trainer-grouped`` adds Trainer with its length-grouped sampler (Trainer's best policy for time to result),
+``--unmerged`` adds peftbench with ``trainer.merge_for_evaluation=false`` (evaluation through the adapters).
 Wall time is the whole process (imports, data, model load, training, evaluations, test, and for peftbench
 its records and report) as seen by a small wrapper process; peak memory is the contender's maximum
 resident set size (``getrusage(RUSAGE_CHILDREN)`` in that wrapper, so one contender per reading) and, on CUDA,
@@ -45,12 +46,15 @@ def measure(command: list[str]) -> None:
     print(RESULT + json.dumps({"wall_s": wall, "peak_rss_mib": peak_kib / 1024, "rc": done.returncode}))
 
 
-def commands(overrides: list[str], grouped: bool, shuffled: bool = False) -> dict[str, list[str]]:
+def commands(overrides: list[str], grouped: bool, shuffled: bool = False,
+             unmerged: bool = False) -> dict[str, list[str]]:
     python = sys.executable
     chosen = {
         "peftbench": [python, "-m", "peftbench", *overrides],
         **({"peftbench+shuffled": [python, "-m", "peftbench", *overrides, "trainer.group_by_length=false"]}
            if shuffled else {}),
+        **({"peftbench+unmerged": [python, "-m", "peftbench", *overrides, "trainer.merge_for_evaluation=false"]}
+           if unmerged else {}),
         "trainer": [python, str(HERE / "whole_trainer.py"), *overrides],
         "bare": [python, str(HERE / "whole_bare.py"), *overrides],
     }
@@ -122,6 +126,8 @@ def main() -> None:
     parser.add_argument("--trainer-grouped", action="store_true", help="add Trainer with group_by_length")
     parser.add_argument("--shuffled", action="store_true",
                         help="add peftbench with trainer.group_by_length=false (the padding policy of the others)")
+    parser.add_argument("--unmerged", action="store_true",
+                        help="add peftbench with trainer.merge_for_evaluation=false (evaluation through the adapters)")
     parser.add_argument("--only", default=None,
                         help="comma-separated contenders to run (e.g. peftbench,trainer+grouped); default: all chosen")
     parser.add_argument("--threads", type=int, default=None, help="OMP_NUM_THREADS for every contender")
@@ -132,7 +138,7 @@ def main() -> None:
            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     if args.threads is not None:
         env["OMP_NUM_THREADS"] = str(args.threads)
-    chosen = commands(overrides, args.trainer_grouped, args.shuffled)
+    chosen = commands(overrides, args.trainer_grouped, args.shuffled, args.unmerged)
     if args.only:
         wanted = args.only.split(",")
         unknown = sorted(set(wanted) - set(chosen))
