@@ -3,7 +3,7 @@ AdaLoRA's P Λ Q, SoRA's gated and pruned forms) is swapped, for the evaluation 
 holding W0 + ΔW.
 
 The map is the same (up to float rounding: one matmul instead of three), but an evaluation pass no longer pays
-for the rank-r matmuls, the scaling and the sum, which on the quickstart were a quarter of its time. The adapted
+for the rank-r matmuls, the scaling and the sum, which on the quickstart were a fifth of its time. The adapted
 modules themselves are put back untouched afterwards (no merge and unmerge in place, whose rounding would leave
 W0 changed in its last bits and the rest of training with it). ``trainer.merge_for_evaluation=false`` evaluates
 through the adapters as they train.
