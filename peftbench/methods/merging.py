@@ -44,9 +44,7 @@ def _peft_lora_delta(module: nn.Module) -> tuple[nn.Linear, torch.Tensor] | None
     if type(base) is not nn.Linear or module.disable_adapters or module.merged:
         return None
     active = [name for name in module.active_adapters if name in module.lora_A]
-    if any(name in module.lora_variant or module.lora_bias.get(name) for name in active):
-        return None
-    if not active:
+    if not active or any(name in module.lora_variant or module.lora_bias.get(name) for name in active):
         return None
     return base, sum(module.get_delta_weight(name) for name in active)
 
