@@ -3,10 +3,11 @@
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/step_time.py            # MiniLM, batch 32, max_length 64
 
 Both sides train the same backbone with the same LoRA (``peft.inject_adapter_in_model`` and the LoraConfig of
-``peftbench/methods/lora/method.py``), the same AdamW param groups, linear schedule and gradient clipping, on
-the same batch tensors: the bare loop consumes the first batches of epoch 0 that the harness loader yields,
-collated once in advance, while the harness collates them inside its step (that cost is part of its time and
-printed on its own line). Repeats alternate harness/bare, bare/harness, ...; each prints ms per step.
+``peftbench/methods/lora/method.py``, with its fused forward: this measures the harness, not the layer), the same
+AdamW param groups, linear schedule and gradient clipping, on the same batch tensors: the bare loop consumes the
+first batches of epoch 0 that the harness loader yields, collated once in advance, while the harness collates them
+inside its step (that cost is part of its time and printed on its own line). Repeats alternate harness/bare,
+bare/harness, ...; each prints ms per step.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from transformers import get_linear_schedule_with_warmup
 
 from peftbench import tasks
 from peftbench.config import RunConfig
+from peftbench.methods.lora.layer import fuse
 from peftbench.models import build_model, model_spec
 
 
@@ -46,6 +48,7 @@ class BareLoop:
         config = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, bias="none",
                             target_modules=spec.target_regex(tuple(lora.target_types)))
         self.model = inject_adapter_in_model(config, model)
+        fuse(self.model)
         for name, parameter in self.model.named_parameters():
             parameter.requires_grad_("lora_" in name or spec.is_head(name))
         self.trainable = [p for p in self.model.parameters() if p.requires_grad]

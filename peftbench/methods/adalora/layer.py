@@ -54,9 +54,11 @@ class SVDLinear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         result = self.base_layer(x)
-        # Same operation order as the official forward: x Qᵀ Λ Pᵀ, then scale.
+        # Same operations in the same order as the official forward (x Qᵀ Λ Pᵀ, then · α, then / (r + 1e-5)),
+        # so bit for bit the same values; in place, so no output-sized temporaries (see peftbench.methods.lowrank:
+        # one fused addmm would round the scale differently).
         update = self.dropout(x) @ (self.lora_A * self.lora_E).T @ self.lora_B.T
-        return result + update * self.scaling / (self.ranknum + 1e-5)
+        return result.add_(update.mul_(self.scaling).div_(self.ranknum + 1e-5))
 
     def extra_repr(self) -> str:
         return f"in={self.in_features}, out={self.out_features}, rank={self.rank}, scaling={self.scaling}"

@@ -6,11 +6,13 @@ from torch import nn
 
 from peftbench.methods.base import Method, adapted_modules, freeze
 from peftbench.methods.lora.config import LoRAConfig
+from peftbench.methods.lora.layer import fuse
 
 
 class LoRAMethod(Method):
     """LoRA through ``peft.inject_adapter_in_model``: the backbone keeps its own class (no PeftModel wrapper),
-    so the loop, the head and parameter counting treat every method alike."""
+    so the loop, the head and parameter counting treat every method alike. PEFT's layers over plain
+    ``nn.Linear`` then get a fused forward (``layer.FusedLoRALinear``), the same map in one ``addmm_``."""
 
     name = "lora"
     config: LoRAConfig
@@ -24,6 +26,7 @@ class LoRAMethod(Method):
             bias="none",
         )
         model = inject_adapter_in_model(peft_config, model)
+        fuse(model)
         freeze(model, self.spec)
         return model
 

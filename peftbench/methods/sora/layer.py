@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from peftbench.methods.base import LinearWrapper
+from peftbench.methods.lowrank import add_low_rank_
 
 
 def init_gate(rank: int, kind: str, like: torch.Tensor) -> torch.Tensor:
@@ -56,7 +57,7 @@ class SoRALinear(LinearWrapper):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         down = self.dropout(x) @ self.lora_A.T  # (..., r)
-        return self.base(x) + (down * self.gate) @ self.lora_B.T * self.scaling  # (..., out)
+        return add_low_rank_(self.base(x), down * self.gate, self.lora_B, self.scaling)  # (..., out)
 
 
 class LoRALinear(LinearWrapper):
@@ -90,7 +91,7 @@ class LoRALinear(LinearWrapper):
         return self.lora_B @ self.lora_A * self.scaling
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.base(x) + (self.dropout(x) @ self.lora_A.T) @ self.lora_B.T * self.scaling
+        return add_low_rank_(self.base(x), self.dropout(x) @ self.lora_A.T, self.lora_B, self.scaling)
 
 
 @torch.no_grad()
