@@ -33,6 +33,7 @@ BERT_SPEC = dataclasses.replace(model_spec(load_model_config("tiny_bert")), head
 FAITHFUL = dict(target_rank=2, init_rank=6, t_i=5, t_f=10, delta_t=3, lora_alpha=32.0, orth_reg_weight=0.1)
 # The timing peft 0.21.2 has when driven with steps 1..T (peftbench's behaviour before the timing switches).
 PEFT_TIMING = dict(step_origin="one_based", final_phase="peft")
+PEFT_ARITHMETIC = dict(update_rounding="official")  # the official operation order, for bit-identical comparisons
 
 
 def tiny_bert(seed: int = 0) -> nn.Module:
@@ -102,6 +103,33 @@ def test_layer_forward_is_p_lambda_q_scaled_by_alpha_over_initial_rank():
     x = torch.tensor([[1.0, 1.0, 1.0]])
     torch.testing.assert_close(layer(x), x @ expected.T)
     assert SVDLinear(nn.Linear(3, 2), rank=2, alpha=0).scaling == 2.0  # α <= 0 falls back to r
+
+
+def test_fused_update_is_the_official_one_within_rounding():
+    """``update_rounding="fused"`` (one addmm) against the official order: outputs and every gradient agree to
+    float rounding, and the official order really is what ``fused=False`` computes, bit for bit."""
+    torch.manual_seed(0)
+    base = nn.Linear(24, 16)
+    official, fused = SVDLinear(base, rank=6, alpha=32.0), SVDLinear(base, rank=6, alpha=32.0, fused=True)
+    values = (torch.randn(6, 24), torch.randn(6, 1), torch.randn(16, 6))  # Q, Λ, P
+    with torch.no_grad():
+        for layer in (official, fused):
+            for name, value in zip(SVDLinear.adapter_names, values, strict=True):
+                getattr(layer, name).copy_(value)
+    x = torch.randn(2, 5, 24, requires_grad=True)
+    expected = official(x)
+    scale = 32.0 / (torch.tensor([6.0]) + 1e-5)
+    assert torch.equal(expected, base(x) + x @ (official.lora_A * official.lora_E).T @ official.lora_B.T * 32.0 / (
+        torch.tensor([6.0]) + 1e-5))  # the official SVDLinear's expression
+    torch.testing.assert_close(fused(x), expected, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(fused(x), base(x) + x @ fused.delta_weight().T, rtol=1e-5, atol=1e-5)
+    for layer in (official, fused):
+        layer.zero_grad()
+        layer(x).square().sum().backward()
+    for name in SVDLinear.adapter_names:
+        torch.testing.assert_close(getattr(fused, name).grad, getattr(official, name).grad, rtol=1e-5, atol=1e-5)
+    assert abs(fused.fused_scaling - scale.item()) < 1e-6 * scale.item()
+    assert AdaLoRAConfig().update_rounding == "fused"
 
 
 # --- schedule -----------------------------------------------------------------------------------------
@@ -222,6 +250,7 @@ def test_config_budget_terms_with_rank_and_checks():
         (dict(target_types=("query", "gate")), "target_types"),
         (dict(step_origin="zero_based"), "step_origin"),
         (dict(final_phase="late"), "final_phase"),
+        (dict(update_rounding="exact"), "update_rounding"),
     ):
         with pytest.raises(ValueError, match=hint):
             AdaLoRAConfig(**bad)
@@ -316,7 +345,7 @@ def test_masks_identical_to_peft_at_every_step(total_steps):
     base = tiny_bert(seed=3)
     theirs = peft_twin(copy.deepcopy(base), total_steps, FAITHFUL["orth_reg_weight"])
     ours_model = copy.deepcopy(base)
-    ours = adalora(ours_model, **FAITHFUL, **PEFT_TIMING)
+    ours = adalora(ours_model, **FAITHFUL, **PEFT_TIMING, **PEFT_ARITHMETIC)
     copy_adapters_from_peft(theirs, ours_model)
     ours.on_train_start(ours_model, total_steps)
     opt_theirs = torch.optim.AdamW(trainable(theirs), lr=5e-3)

@@ -27,6 +27,11 @@ Timing (two switches, both defaulting to what the official trainers did for the 
   apart from then on). ``step_origin="one_based", final_phase="peft"`` is bit-identical to peft 0.21.2
   driven with steps 1..T.
 
+Arithmetic (``update_rounding``): ``"official"`` computes the update as the official ``SVDLinear`` does,
+(x Qᵀ Λ Pᵀ) · α, then / (r + 1e-5), then added: bit-identical to the official code and to PEFT. ``"fused"`` adds
+it with one ``addmm_`` scaled by α / (r + 1e-5) (``peftbench.methods.lowrank``): the same map within float
+rounding (the scale applied once instead of twice; ~1e-6 relative in the tests), without the two passes over the
+output, which on MiniLM were 3% of a training step (``benchmarks/README.md``, "Fused low-rank update").
 ``orth_reg_weight`` (γ) may be 0: the regulariser is then skipped. PEFT's forward raised for γ <= 0
 ("orth_reg_weight should be greater than 0") until huggingface/peft#3438; peft 0.21.2 accepts γ = 0 but
 still computes the regulariser and adds 0 × R inside ``forward``.
@@ -40,6 +45,7 @@ from peftbench.models.roles import MATRIX_TYPES
 
 STEP_ORIGINS = ("official", "one_based")
 FINAL_PHASES = ("official", "peft")
+UPDATE_ROUNDINGS = ("fused", "official")
 
 
 def default_init_rank(target_rank: int) -> int:
@@ -80,6 +86,14 @@ class AdaLoRAConfig:
         },
     )
 
+    update_rounding: str = field(
+        default="fused",
+        metadata={
+            "help": "'fused': the update added by one addmm scaled by α/(r + 1e-5) (faster, equal within rounding); "
+            "'official': x Qᵀ Λ Pᵀ · α / (r + 1e-5) in the official order, bit-identical to the official code"
+        },
+    )
+
     def __post_init__(self) -> None:
         self.target_types = tuple(self.target_types)  # Hydra hands over a ListConfig
         if self.target_rank < 1:
@@ -109,6 +123,11 @@ class AdaLoRAConfig:
             raise ValueError(
                 f"final_phase must be one of {FINAL_PHASES}, got {self.final_phase!r}; 'official' fixes the "
                 "pattern as the official RankAllocator, 'peft' at T - t_f as PEFT's force_mask"
+            )
+        if self.update_rounding not in UPDATE_ROUNDINGS:
+            raise ValueError(
+                f"update_rounding must be one of {UPDATE_ROUNDINGS}, got {self.update_rounding!r}; 'official' "
+                "rounds as the official SVDLinear (bit-identical), 'fused' adds the update in one addmm"
             )
         unknown = sorted(set(self.target_types) - set(MATRIX_TYPES))
         if unknown or not self.target_types:

@@ -11,6 +11,10 @@ Initialisation as in the official ``reset_parameters``: Λ = 0 (so ΔW = 0 at st
 receive gradients once Λ moves), P and Q ~ N(0, 0.02²). The update is scaled by α / (r_init + 1e-5): the
 official ``ranknum`` is the *initial* rank, frozen for the whole run (masking does not change it), and
 ``scaling = α`` (or r when α <= 0). The 1e-5 is kept for bit-identical results with official/PEFT code.
+
+``fused=True`` (``AdaLoRAConfig.update_rounding="fused"``, the default) adds the update with one ``addmm_``
+scaled by α / (r_init + 1e-5) instead (``peftbench.methods.lowrank``); ``fused=False`` keeps the official
+operation order and is bit-identical to it.
 """
 
 from __future__ import annotations
@@ -18,11 +22,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from peftbench.methods.lowrank import add_low_rank_
+
 
 class SVDLinear(nn.Module):
     adapter_names = ("lora_A", "lora_E", "lora_B")
 
-    def __init__(self, base_layer: nn.Linear, rank: int, alpha: float, dropout: float = 0.0) -> None:
+    def __init__(self, base_layer: nn.Linear, rank: int, alpha: float, dropout: float = 0.0,
+                 fused: bool = False) -> None:
         super().__init__()
         if rank < 1:
             raise ValueError(f"SVDLinear needs rank >= 1, got {rank}")
@@ -39,6 +46,8 @@ class SVDLinear(nn.Module):
         # and kept as a tensor so that (ranknum + 1e-5) rounds exactly as in the official code.
         self.register_buffer("ranknum", weight.new_full((1,), float(rank)), persistent=False)
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.fused = fused  # AdaLoRAConfig.update_rounding == "fused"
+        self.fused_scaling = self.scaling / (rank + 1e-5)  # a Python float: no device sync in forward
         base_layer.weight.requires_grad_(False)
         self.reset_adapter()
 
@@ -54,11 +63,11 @@ class SVDLinear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         result = self.base_layer(x)
-        # Same operations in the same order as the official forward (x Qᵀ Λ Pᵀ, then · α, then / (r + 1e-5)),
-        # so bit for bit the same values; in place, so no output-sized temporaries (see peftbench.methods.lowrank:
-        # one fused addmm would round the scale differently).
-        update = self.dropout(x) @ (self.lora_A * self.lora_E).T @ self.lora_B.T
-        return result.add_(update.mul_(self.scaling).div_(self.ranknum + 1e-5))
+        down = self.dropout(x) @ (self.lora_A * self.lora_E).T  # x Qᵀ Λ: (..., r)
+        if self.fused:  # one addmm scaled by α / (r + 1e-5): equal to the official order within rounding
+            return add_low_rank_(result, down, self.lora_B, self.fused_scaling)
+        # The official order (· α, then / (r + 1e-5)), bit for bit; in place, so no output-sized temporaries.
+        return result.add_((down @ self.lora_B.T).mul_(self.scaling).div_(self.ranknum + 1e-5))
 
     def extra_repr(self) -> str:
         return f"in={self.in_features}, out={self.out_features}, rank={self.rank}, scaling={self.scaling}"

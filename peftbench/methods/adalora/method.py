@@ -63,7 +63,8 @@ class AdaLoRAMethod(Method):
         """Wrap every nn.Linear of the target types in an SVD adapter; freeze all but adapters and head."""
         cfg = self.config
         inject(model, self.spec, cfg.target_types,
-               lambda name, base: SVDLinear(base, cfg.initial_rank, cfg.lora_alpha, cfg.lora_dropout))
+               lambda name, base: SVDLinear(base, cfg.initial_rank, cfg.lora_alpha, cfg.lora_dropout,
+                                            fused=cfg.update_rounding == "fused"))
         freeze(model, self.spec)
         return model
 
