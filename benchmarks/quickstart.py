@@ -60,7 +60,8 @@ def load_data(run: RunConfig) -> tuple[Any, dict[str, Any], Any]:
 
 def lora_model(run: RunConfig, family: Any) -> torch.nn.Module:
     """The backbone with peft's LoRA on ``method.target_types`` and the head trainable, as peftbench's ``lora``
-    method builds it (``peftbench/methods/lora/method.py``: the same LoraConfig)."""
+    method builds it (``peftbench/methods/lora/method.py``: the same LoraConfig), with PEFT's own ``lora.Linear``
+    forward, as a Trainer or bare-loop user runs it (peftbench's fused forward is part of its time to result)."""
     spec, lora = model_spec(run.model, family.name), run.method
     model = build_model(run.model, family.num_labels(), model_class=family.model_class)
     config = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, bias="none",

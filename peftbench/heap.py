@@ -10,6 +10,8 @@ raising off) keeps activations in their own mappings, but every fresh mapping is
 2 idle cores (peak RSS, wall): glibc's own 1.98-2.03 GB, 77-82 s; 4 MiB 1.90-2.02 GB, 77-82 s (grouped batches'
 activations are smaller); 1 MiB 1.39 GB, 112-121 s; 0.25 MiB 1.18 GB, 141-143 s. So the default,
 ``trainer.malloc_mmap_threshold_mb: null``, leaves glibc as it is; set it where memory, not time, is short.
+(These figures predate the fused low-rank update, ``peftbench/methods/lowrank.py``, which removed LoRA's three
+output-sized temporaries per adapted matrix: with glibc's own threshold the quickstart now peaks at ~1.47 GB.)
 
 :func:`release` hands the heap's free pages back after each evaluation (``malloc_trim``). Evaluation batches have
 other shapes than training batches (``trainer.eval_batch_size``, sorted lengths), so without it the next training
