@@ -86,6 +86,18 @@ def test_mid_epoch_resume_skips_exactly_the_batches_done() -> None:
     assert list(accelerator.skip_first_batches(loader, 5)) == whole[5:]
 
 
+def test_fixed_length_batches_are_never_grouped() -> None:
+    """Padded to one length, every order costs the same: the loader keeps the uniform shuffle and says why."""
+    dataset = [{"input_ids": torch.ones(length, dtype=torch.long)} for length in LENGTHS]
+    collate = lambda items: [len(i["input_ids"]) for i in items]  # noqa: E731
+    grouped, padding = batching.train_loader(dataset, 8, collate, seed=7, group_by_length=True)
+    assert isinstance(grouped.sampler, batching.LengthGroupedSampler) and padding["group_by_length"]
+    fixed, padding = batching.train_loader(dataset, 8, collate, seed=7, group_by_length=True, padded_length=64)
+    assert isinstance(fixed.sampler, torch.utils.data.RandomSampler)
+    assert padding["group_by_length"] is False and "64 tokens" in padding["group_by_length_skipped"]
+    assert "padding_fraction_grouped" not in padding
+
+
 def test_predictions_go_back_to_dataset_order() -> None:
     order = batching.length_order(LENGTHS)
     wrapped = batching.sorted_for_evaluation(list(range(len(LENGTHS))), order)
