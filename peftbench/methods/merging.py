@@ -37,16 +37,25 @@ def mergeable_delta(module: nn.Module) -> tuple[nn.Linear, torch.Tensor] | None:
     return base, delta_weight()
 
 
+def plain_lora_adapters(module: nn.Module) -> list[str]:
+    """The active adapters of a PEFT ``lora.Linear`` when its output is exactly ``base(x) + Σ s B A x`` over a plain
+    ``nn.Linear`` (no variant such as DoRA, no LoRA bias, neither merged nor disabled); empty otherwise. Merged
+    evaluation and the fused training forward (``peftbench.methods.lora.layer``) both rest on this."""
+    if type(module.get_base_layer()) is not nn.Linear or module.disable_adapters or module.merged:
+        return []
+    active = [name for name in module.active_adapters if name in module.lora_A]
+    if any(name in module.lora_variant or module.lora_bias.get(name) for name in active):
+        return []
+    return active
+
+
 def _peft_lora_delta(module: nn.Module) -> tuple[nn.Linear, torch.Tensor] | None:
     """PEFT's ``lora.Linear``: the sum of its active adapters' ``get_delta_weight`` (which applies the scaling
     and ``fan_in_fan_out``), when every active adapter is vanilla LoRA."""
-    base = module.get_base_layer()
-    if type(base) is not nn.Linear or module.disable_adapters or module.merged:
+    active = plain_lora_adapters(module)
+    if not active:
         return None
-    active = [name for name in module.active_adapters if name in module.lora_A]
-    if not active or any(name in module.lora_variant or module.lora_bias.get(name) for name in active):
-        return None
-    return base, sum(module.get_delta_weight(name) for name in active)
+    return module.get_base_layer(), sum(module.get_delta_weight(name) for name in active)
 
 
 def merged_linear(base: nn.Linear, delta: torch.Tensor) -> nn.Linear:

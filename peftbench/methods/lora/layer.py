@@ -15,27 +15,20 @@ from peft.tuners.lora import Linear as PeftLoraLinear
 from torch import nn
 
 from peftbench.methods.lowrank import add_low_rank_
+from peftbench.methods.merging import plain_lora_adapters
 
 
 class FusedLoRALinear(PeftLoraLinear):
     """LoRA Eq. (3), h = W0 x + (alpha / r) B A x, with the update added by one ``addmm_`` into W0 x."""
 
     def forward(self, x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
-        adapter = self._vanilla_adapter()
-        if adapter is None or args or kwargs:
+        adapters = plain_lora_adapters(self)
+        if len(adapters) != 1 or args or kwargs:
             return super().forward(x, *args, **kwargs)
+        adapter = adapters[0]
         lora_A, lora_B = self.lora_A[adapter], self.lora_B[adapter]
         down = lora_A(self.lora_dropout[adapter](self._cast_input_dtype(x, lora_A.weight.dtype)))
         return add_low_rank_(self.base_layer(x), down, lora_B.weight, self.scaling[adapter])
-
-    def _vanilla_adapter(self) -> str | None:
-        """The one active adapter when it is plain LoRA, else None (PEFT's forward handles the rest)."""
-        if self.disable_adapters or self.merged or len(self.active_adapters) != 1:
-            return None
-        adapter = self.active_adapters[0]
-        if adapter not in self.lora_A or adapter in self.lora_variant or self.lora_B[adapter].bias is not None:
-            return None
-        return adapter
 
 
 def fuse(model: nn.Module) -> int:
